@@ -1,0 +1,112 @@
+"""Exception classes and named validators.
+
+Every user mistake raises a subclass of :class:`LosstopoError` (also a ``ValueError`` or
+``TypeError``) whose message says what was wrong, what was expected and how to fix it.
+The command line prints that one sentence and exits with status 2.
+
+Examples
+--------
+>>> from losstopo.errors import validate_int
+>>> validate_int(41, "resolution", low=2)
+41
+>>> validate_int(1, "resolution", low=2)
+Traceback (most recent call last):
+...
+losstopo.errors.InvalidParameterError: The 'resolution' parameter must be an int >= 2. Got 1 instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+
+class LosstopoError(Exception):
+    """Base class of every error losstopo raises for a user mistake."""
+
+
+class InvalidParameterError(LosstopoError, ValueError):
+    """A parameter has a value outside what the function accepts."""
+
+
+class InvalidTypeError(LosstopoError, TypeError):
+    """A parameter has the wrong type."""
+
+
+class ShapeMismatchError(LosstopoError, ValueError):
+    """Arrays, tensors or checkpoints whose names or shapes do not agree."""
+
+
+class NotFittedError(LosstopoError, ValueError, AttributeError):
+    """A projector was used before ``fit``."""
+
+
+class CheckpointError(LosstopoError, ValueError):
+    """A checkpoint that cannot be loaded safely or does not match the model."""
+
+
+class DataError(LosstopoError, ValueError):
+    """Evaluation data that is empty or does not fit the loss."""
+
+
+class StoreMismatchError(LosstopoError, ValueError):
+    """A resumable store that was written by a different computation."""
+
+
+class FieldFormatError(LosstopoError, ValueError):
+    """A file that is not a valid losstopo HDF5 file."""
+
+
+class EvaluationError(LosstopoError, RuntimeError):
+    """The model raised while being evaluated at a grid point."""
+
+
+def validate_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an int, or raise :class:`InvalidParameterError` naming ``name``."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if ok and low is not None and value < low:
+        ok = False
+    if ok and high is not None and value > high:
+        ok = False
+    if not ok:
+        if low is not None and high is not None:
+            want = f"an int in the range [{low}, {high}]"
+        elif low is not None:
+            want = f"an int >= {low}"
+        elif high is not None:
+            want = f"an int <= {high}"
+        else:
+            want = "an int"
+        raise InvalidParameterError(f"The '{name}' parameter must be {want}. Got {value!r} instead.")
+    return int(value)
+
+
+def validate_float(
+    value: Any, name: str, *, low: float | None = None, strict_low: bool = False
+) -> float:
+    """Return ``value`` as a finite float, or raise :class:`InvalidParameterError`."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = float("nan")
+    bad = not np.isfinite(out) or isinstance(value, bool)
+    if not bad and low is not None:
+        bad = out <= low if strict_low else out < low
+    if bad:
+        cmp = ">" if strict_low else ">="
+        want = "a finite number" + (f" {cmp} {low}" if low is not None else "")
+        raise InvalidParameterError(f"The '{name}' parameter must be {want}. Got {value!r} instead.")
+    return out
+
+
+def validate_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise :class:`InvalidParameterError`."""
+    options = list(choices)
+    if value not in options:
+        listed = ", ".join(repr(c) for c in options)
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be one of {listed}. Got {value!r} instead."
+        )
+    return value
