@@ -4,8 +4,29 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .data import resolve_loss
+from .directions import random_directions
 from .errors import LosstopoError
+from .evaluate import evaluate
 from .field import LossField, ProjectedPath
 from .grid import Grid
+from .projectors import PCAProjector, PlaneProjector
+from .space import ParameterSpace
+from .trajectory import Trajectory, TrajectoryRecorder, train
 
-__all__ = ["Grid", "LossField", "LosstopoError", "ProjectedPath", "__version__"]
+__all__ = [
+    "Grid",
+    "LossField",
+    "LosstopoError",
+    "PCAProjector",
+    "ParameterSpace",
+    "PlaneProjector",
+    "ProjectedPath",
+    "Trajectory",
+    "TrajectoryRecorder",
+    "__version__",
+    "evaluate",
+    "random_directions",
+    "resolve_loss",
+    "train",
+]

@@ -1,0 +1,85 @@
+"""Loading checkpoints safely: ``weights_only=True`` unless the caller explicitly opts out.
+
+Examples
+--------
+>>> import torch, tempfile, os
+>>> from losstopo.checkpoints import load_state_dict
+>>> model = torch.nn.Linear(2, 1)
+>>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
+>>> torch.save(model.state_dict(), path)
+>>> sorted(load_state_dict(path))
+['bias', 'weight']
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .space import ParameterSpace
+
+
+def load_state_dict(path: str | os.PathLike[str], allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """Read a state_dict (or a dict holding one under ``"state_dict"``/``"model"``) from ``path``.
+
+    With ``allow_pickle=False`` (the default) the file is read with ``weights_only=True``, which
+    cannot run code; a file that needs more is refused with instructions.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist; check the path.")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"Checkpoint {path} holds Python objects beyond tensors, so it cannot be read with "
+            "weights_only=True. If you trust the file, opt in with allow_pickle=True "
+            "(--allow-pickle on the command line), or re-save it as model.state_dict()."
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"Checkpoint {path} cannot be read ({exc}); it may be corrupt.") from exc
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model_state_dict", "model"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(
+            f"Checkpoint {path} is not a state_dict (a mapping of names to tensors); save "
+            "model.state_dict()."
+        )
+    return dict(obj)
+
+
+def load_into(model: nn.Module, path: str | os.PathLike[str], allow_pickle: bool = False) -> nn.Module:
+    """Load a checkpoint into ``model`` after checking every tensor's name and shape.
+
+    The first mismatching tensor is named in the error and the model is left untouched.
+    """
+    state = load_state_dict(path, allow_pickle=allow_pickle)
+    space = ParameterSpace.from_module(model)
+    space.check_state_dict(state, what=f"checkpoint {Path(path).name}")
+    own = model.state_dict()
+    for name, tensor in own.items():
+        if name in state and tuple(state[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"Tensor {name!r} of checkpoint {Path(path).name} has shape "
+                f"{tuple(state[name].shape)} but the model's has {tuple(tensor.shape)}."
+            )
+    missing = [n for n in own if n not in state]
+    if missing:
+        raise CheckpointError(
+            f"Checkpoint {Path(path).name} has no tensor {missing[0]!r} that the model has; it was "
+            "saved from another architecture."
+        )
+    model.load_state_dict(state, strict=False)
+    return model

@@ -1,0 +1,121 @@
+"""Random directions in parameter space, normalized as in Li et al. (2018).
+
+Rows of the returned tensor are flat vectors in the order of
+``ParameterSpace.from_module(model, include=...)``.
+
+Examples
+--------
+>>> import torch
+>>> from losstopo import random_directions
+>>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+>>> d = random_directions(model, n=2, normalization="filter", ignore="biasbn", seed=0)
+>>> d.shape
+torch.Size([2, 23])
+>>> w = model[0].weight
+>>> bool(torch.allclose(d[0, :12].view(3, 4).norm(dim=1), w.norm(dim=1)))
+True
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .errors import InvalidParameterError, validate_choice, validate_int
+from .space import Include, ParameterSpace
+
+Normalization = Literal["filter", "layer", "none"]
+
+
+def random_directions(
+    model: nn.Module,
+    n: int = 2,
+    normalization: Normalization = "filter",
+    ignore: Literal["biasbn"] | None = "biasbn",
+    seed: int = 0,
+    include: Include = "all",
+    orthogonalize: bool = False,
+) -> torch.Tensor:
+    """Gaussian directions scaled to the model's weights.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model whose weights set the scale (the centre of the landscape).
+    n : int
+        Number of directions (1 for a 1-D profile, 2 for a plane, 3 for a volume).
+    normalization : {"filter", "layer", "none"}
+        ``"filter"``: each filter (row of a linear layer, output channel of a convolution) of
+        the direction is scaled to the norm of the same filter of the weights. ``"layer"``: each
+        tensor is scaled to the norm of the weight tensor. ``"none"``: raw N(0, 1) entries.
+    ignore : {"biasbn", None}
+        With ``"biasbn"`` the 1-D tensors (biases, BatchNorm scale and shift) get a zero
+        direction. With ``None`` and a normalization, they get a copy of the weights (Li et al.).
+    seed : int
+        Seed of the generator; the same seed gives the same directions.
+    include : {"all", "weights"}
+        Which tensors form the vector (see :meth:`ParameterSpace.from_module`).
+    orthogonalize : bool
+        Gram-Schmidt the directions against each other after normalization (keeping each norm).
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n_params), on the model's device and dtype.
+    """
+    n = validate_int(n, "n", low=1)
+    validate_choice(normalization, "normalization", ("filter", "layer", "none"))
+    validate_choice(ignore, "ignore", ("biasbn", None))
+    seed = validate_int(seed, "seed", low=0)
+    space = ParameterSpace.from_module(model, include=include)
+    if space.n_params == 0:
+        raise InvalidParameterError(
+            "The model has no trainable parameters in this space; nothing to perturb."
+        )
+    weights = space.unflatten(space.flatten(model))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    rows = []
+    for _ in range(n):
+        parts = []
+        for name in space.names:
+            w = weights[name]
+            d = torch.randn(w.shape, generator=gen, dtype=torch.float64)
+            parts.append(_normalize(d, w.detach().cpu().double(), normalization, ignore).reshape(-1))
+        rows.append(torch.cat(parts))
+    out = torch.stack(rows)
+    if orthogonalize:
+        out = _gram_schmidt(out)
+    ref = space.flatten(model)
+    return out.to(device=ref.device, dtype=ref.dtype)
+
+
+def _normalize(d: torch.Tensor, w: torch.Tensor, normalization: str, ignore: str | None) -> torch.Tensor:
+    if d.dim() <= 1:
+        if ignore == "biasbn":
+            return torch.zeros_like(d)
+        return w.clone() if normalization != "none" else d
+    if normalization == "filter":
+        d_flat = d.reshape(d.shape[0], -1)
+        w_flat = w.reshape(w.shape[0], -1)
+        scale = w_flat.norm(dim=1) / (d_flat.norm(dim=1) + 1e-10)
+        return (d_flat * scale[:, None]).reshape(d.shape)
+    if normalization == "layer":
+        return d * (w.norm() / (d.norm() + 1e-10))
+    return d
+
+
+def _gram_schmidt(rows: torch.Tensor) -> torch.Tensor:
+    out = []
+    for r in rows:
+        norm = r.norm()
+        v = r.clone()
+        for u in out:
+            v = v - (v @ u) / (u @ u) * u
+        if v.norm() == 0:
+            raise InvalidParameterError(
+                "The directions are linearly dependent, so they cannot be orthogonalized; use "
+                "another seed or fewer directions."
+            )
+        out.append(v * (norm / v.norm()))
+    return torch.stack(out)

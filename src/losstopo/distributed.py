@@ -1,0 +1,51 @@
+"""Sharding grid points across processes with ``torch.distributed`` (torchrun or ``--workers``).
+
+Under ``torchrun --nproc-per-node N`` (or ``losstopo landscape --workers N``) every rank evaluates
+its share of each chunk; rank 0 gathers the results, writes the store, and every rank returns the
+same field.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)``, initialising the process group from torchrun's variables if needed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1 and dist.is_available() and "MASTER_ADDR" in os.environ:
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("LOSSTOPO_BACKEND") != "gloo" else "gloo"
+        dist.init_process_group(backend=backend)
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def broadcast(obj: Any, size: int) -> Any:
+    """Rank 0's ``obj`` on every rank."""
+    if size == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(obj: Any, size: int) -> list[Any]:
+    """Every rank's ``obj``, in rank order, on every rank."""
+    if size == 1:
+        return [obj]
+    out: list[Any] = [None] * size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def local_device(size: int) -> torch.device:
+    """The device of this rank: its local GPU when CUDA is available, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device("cpu")

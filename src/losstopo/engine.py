@@ -1,0 +1,325 @@
+"""The per-point evaluator behind :func:`losstopo.evaluate`.
+
+It owns a private copy of the model whose parameters are views into one flat buffer; setting a
+grid point is one fresh ``center + sum_i a_i d_i`` into that buffer (no cumulative walking, so
+no rounding drift), and the caller's model is never touched.
+
+Fast paths:
+
+- *first-layer split*: for a linear projector and an ``nn.Sequential`` whose first parametrised
+  layer is ``Linear``/``Conv``, that layer's output is affine in the coordinates,
+  ``W(a)x = W0 x + sum_i a_i D_i x``; the terms are computed once and combined per point.
+- *vmap*: ``K`` points at once through ``torch.func.functional_call`` + ``vmap`` (for GPUs).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import EvalData, LossFn
+from .space import ParameterSpace
+
+SUPPORTED_METRICS = ("accuracy",)
+
+
+class PointFailure(Exception):
+    """The model raised at a point; carries the results of the points before it."""
+
+    def __init__(self, position: int, error: BaseException, done: np.ndarray):
+        super().__init__(str(error))
+        self.position = position
+        self.error = error
+        self.done = done
+
+
+class Evaluator:
+    """Evaluate loss and metrics at points of parameter space given as latent coordinates."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        space: ParameterSpace,
+        projector: Any,
+        data: EvalData,
+        loss_fn: LossFn,
+        loss_name: str,
+        metrics: Sequence[str],
+        device: torch.device,
+        bn: str = "eval",
+        bn_data: EvalData | None = None,
+        bn_batches: int = 4,
+        batch_size: int | None = None,
+        first_layer: bool = True,
+        memory_cap: int = 2**30,
+    ):
+        self.space = space
+        self.projector = projector
+        self.data = data
+        self.loss_fn = loss_fn
+        self.loss_name = loss_name
+        self.metrics = tuple(metrics)
+        self.device = device
+        self.bn = bn
+        self.bn_data = bn_data or data
+        self.bn_batches = bn_batches
+        self.memory_cap = memory_cap
+        # Private copy: parameters become views of one flat buffer on the device.
+        self.net = copy.deepcopy(model).to(device)
+        self.net.eval()
+        ref = space.flatten(self.net)
+        self.dtype = ref.dtype
+        self.flat = ref.detach().clone()
+        params = dict(self.net.named_parameters())
+        for name, view in space.unflatten(self.flat).items():
+            params[name].requires_grad_(False)
+            params[name].data = view
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self._bn_modules = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.linear = bool(getattr(projector, "linear", False))
+        if self.linear:
+            self.center = torch.as_tensor(np.asarray(projector.center_), dtype=self.dtype, device=device)
+            self.components = torch.as_tensor(np.asarray(projector.components_), dtype=self.dtype, device=device)
+        self.batch_size = batch_size or min(data.n_samples, 4096)
+        self._split: _FirstLayerSplit | None = None
+        self._first_layer_requested = first_layer
+
+    # ------------------------------------------------------------------ setup
+    def prepare(self, n_points: int) -> None:
+        """Choose the batch size (measured in a steady loop) and build the fast path."""
+        if self.data.resident and n_points >= 20 and self.batch_size is not None:
+            self.batch_size = self._tune_batch_size()
+        if (
+            self._first_layer_requested
+            and self.linear
+            and self.bn != "recompute"
+            and self.data.resident
+        ):
+            self._split = _FirstLayerSplit.build(self)
+
+    @property
+    def engine_name(self) -> str:
+        return "sequential+first-layer-split" if self._split is not None else "sequential"
+
+    def _tune_batch_size(self) -> int:
+        n = self.data.n_samples
+        candidates = sorted({min(n, b) for b in (n, 2048, 512, 128)}, reverse=True)
+        if len(candidates) == 1:
+            return candidates[0]
+        self.set_point(np.zeros(self._n_components()))
+        best, best_time = candidates[0], float("inf")
+        for bs in candidates:
+            self._forward_all(bs)  # the first pass after a batch-size change is slow: not timed
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                self._forward_all(bs)
+                times.append(time.perf_counter() - t0)
+            if min(times) < best_time:
+                best, best_time = bs, min(times)
+        return best
+
+    def _n_components(self) -> int:
+        return int(getattr(self.projector, "n_components_", 1))
+
+    def _forward_all(self, batch_size: int) -> None:
+        with torch.inference_mode():
+            for x, _ in self.data.batches(batch_size, self.device):
+                self.net(x)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # ------------------------------------------------------------------ points
+    def set_point(self, coords: np.ndarray, decoded: np.ndarray | None = None) -> None:
+        """Write the parameters of one point into the flat buffer, fresh from the centre."""
+        if self.linear:
+            self.flat.copy_(self.center)
+            for k, a in enumerate(coords):
+                if a != 0.0:
+                    self.flat.add_(self.components[k], alpha=float(a))
+        else:
+            assert decoded is not None
+            self.flat.copy_(torch.as_tensor(decoded, dtype=self.dtype))
+
+    def evaluate(self, coords: np.ndarray, mode: str = "sequential", vmap_size: int = 8) -> np.ndarray:
+        """Loss and metrics at each row of ``coords``: array (n, 1 + n_metrics)."""
+        coords = np.atleast_2d(np.asarray(coords, dtype=np.float64))
+        decoded = None if self.linear else np.asarray(self.projector.inverse_transform(coords))
+        if mode == "vmap":
+            return self._evaluate_vmap(coords, decoded, vmap_size)
+        out = np.empty((len(coords), 1 + len(self.metrics)))
+        for i in range(len(coords)):
+            try:
+                self.set_point(coords[i], None if decoded is None else decoded[i])
+                if self.bn == "recompute":
+                    self._recompute_bn()
+                out[i] = self._evaluate_current(coords[i])
+            except Exception as exc:  # noqa: BLE001 - re-raised with the point named
+                raise PointFailure(i, exc, out[:i].copy()) from exc
+        return out
+
+    def _recompute_bn(self) -> None:
+        saved = [(m, m.momentum) for m in self._bn_modules]
+        for m in self._bn_modules:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches
+        self.net.train()
+        with torch.no_grad():
+            for i, (x, _) in enumerate(self.bn_data.batches(self.batch_size, self.device)):
+                if i >= self.bn_batches:
+                    break
+                self.net(x)
+        self.net.eval()
+        for m, momentum in saved:
+            m.momentum = momentum
+
+    def _evaluate_current(self, coords: np.ndarray) -> np.ndarray:
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.float64, device=self.device)
+        with torch.inference_mode():
+            batches = (
+                self._split.batches(coords)
+                if self._split is not None
+                else ((self.net, x, y) for x, y in self.data.batches(self.batch_size, self.device))
+            )
+            for fn, x, y in batches:
+                out = fn(x)
+                total += self._loss_sum(out, y)
+                if self.metrics:
+                    correct += (out.argmax(dim=-1) == y).sum()
+        result = [total.item() / self.data.n_samples]
+        if self.metrics:
+            result.append(correct.item() / self.data.n_samples)
+        return np.asarray(result)
+
+    def _loss_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "cross_entropy":
+            return F.cross_entropy(out, y, reduction="sum").double()
+        if self.loss_name == "mse":
+            return F.mse_loss(out, y, reduction="sum").double() / max(out[0].numel(), 1)
+        return self.loss_fn(out, y).double() * len(y)
+
+    # ------------------------------------------------------------------ vmap
+    def _evaluate_vmap(self, coords: np.ndarray, decoded: np.ndarray | None, k: int) -> np.ndarray:
+        from torch.func import functional_call, vmap
+
+        buffers = {n: b for n, b in self.net.named_buffers()}
+        names = self.space.names
+        out = np.empty((len(coords), 1 + len(self.metrics)))
+        for start in range(0, len(coords), k):
+            block = coords[start : start + k]
+            if self.linear:
+                a = torch.as_tensor(block, dtype=self.dtype, device=self.device)
+                flat = self.center[None, :] + a @ self.components
+            else:
+                assert decoded is not None
+                flat = torch.as_tensor(decoded[start : start + k], dtype=self.dtype, device=self.device)
+            params = {
+                n: flat[:, o : o + m].reshape(len(block), *s)
+                for n, o, m, s in zip(names, self.space.offsets, self.space.numels, self.space.shapes, strict=True)
+            }
+
+            def call(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+                return functional_call(self.net, (p, buffers), (x,))
+
+            total = torch.zeros(len(block), dtype=torch.float64, device=self.device)
+            correct = torch.zeros(len(block), dtype=torch.float64, device=self.device)
+            try:
+                with torch.inference_mode():
+                    for x, y in self.data.batches(self.batch_size, self.device):
+                        outs = vmap(call, in_dims=(0, None))(params, x)
+                        total += torch.stack([self._loss_sum(o, y) for o in outs])
+                        if self.metrics:
+                            correct += (outs.argmax(dim=-1) == y[None]).sum(dim=1).double()
+            except Exception as exc:  # noqa: BLE001
+                raise PointFailure(start, exc, out[:start].copy()) from exc
+            out[start : start + len(block), 0] = (total / self.data.n_samples).cpu().numpy()
+            if self.metrics:
+                out[start : start + len(block), 1] = (correct / self.data.n_samples).cpu().numpy()
+        return out
+
+
+class _FirstLayerSplit:
+    """Precomputed first-layer terms ``W0 x + b0`` and ``D_i x + db_i`` for a linear projector."""
+
+    def __init__(self, layer_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+                 tail: nn.Module, terms: list[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]]):
+        self.layer_fn = layer_fn
+        self.tail = tail
+        self.terms = terms  # per batch: (base, [term_i], targets)
+
+    @classmethod
+    def build(cls, ev: Evaluator) -> _FirstLayerSplit | None:
+        net = ev.net
+        if not isinstance(net, nn.Sequential):
+            return None
+        mods = list(net)
+        first = next((i for i, m in enumerate(mods) if any(True for _ in m.parameters())), None)
+        if first is None or first == len(mods) - 1:
+            return None
+        if any(any(True for _ in m.buffers()) for m in mods[:first]):
+            return None
+        layer = mods[first]
+        if isinstance(layer, nn.Linear):
+            def layer_fn(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+                return F.linear(z, w, b)
+        elif isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and layer.padding_mode == "zeros":
+            conv = layer
+
+            def layer_fn(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+                return conv._conv_forward(z, w, b)
+        else:
+            return None
+        prefix = nn.Sequential(*mods[:first])
+        tail = nn.Sequential(*mods[first + 1 :])
+        pname = {id(p): n for n, p in net.named_parameters()}
+        w_name = pname[id(layer.weight)]
+        b_name = pname[id(layer.bias)] if layer.bias is not None else None
+        slices = ev.space.slices()
+        if w_name not in slices:
+            return None
+        shape_w = layer.weight.shape
+
+        def part(vec: torch.Tensor, name: str | None, shape: Any) -> torch.Tensor | None:
+            if name is None:
+                return None
+            if name in slices:
+                return vec[slices[name]].view(shape)
+            return None
+
+        center_w = ev.center[slices[w_name]].view(shape_w)
+        center_b = part(ev.center, b_name, (shape_w[0],))
+        if center_b is None and layer.bias is not None:
+            center_b = layer.bias.detach().clone()  # bias excluded from the space: stays fixed
+        dirs = [
+            (ev.components[k][slices[w_name]].view(shape_w), part(ev.components[k], b_name, (shape_w[0],)))
+            for k in range(ev.components.shape[0])
+        ]
+        terms = []
+        nbytes = 0
+        with torch.inference_mode():
+            for x, y in ev.data.batches(ev.batch_size, ev.device):
+                z = prefix(x)
+                base = layer_fn(z, center_w, center_b)
+                extra = [layer_fn(z, dw, db) for dw, db in dirs]
+                nbytes += base.element_size() * base.numel() * (1 + len(extra))
+                if nbytes > ev.memory_cap:
+                    return None
+                terms.append((base, extra, y))
+        return cls(layer_fn, tail, terms)
+
+    def batches(self, coords: np.ndarray) -> Any:
+        for base, extra, y in self.terms:
+            h = base.clone()
+            for a, term in zip(coords, extra, strict=True):
+                if a != 0.0:
+                    h.add_(term, alpha=float(a))
+            yield self.tail, h, y

@@ -1,0 +1,319 @@
+"""`evaluate`: the loss (and metrics) of a model on every point of a grid in a projection.
+
+Examples
+--------
+>>> import torch
+>>> from losstopo import Grid, PlaneProjector, evaluate, random_directions
+>>> from losstopo.datasets import synthetic_classification
+>>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+<torch._C.Generator object at ...>
+>>> model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+>>> proj = PlaneProjector(model, random_directions(model, n=2, seed=0))
+>>> field = evaluate(model, synthetic_classification(), "cross_entropy", proj,
+...                  Grid.square(resolution=5), progress=False)
+>>> field.values.shape, sorted(field.metrics)
+((5, 5), ['accuracy'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import distributed
+from .data import EvalData, resolve_loss
+from .engine import SUPPORTED_METRICS, Evaluator, PointFailure
+from .errors import (
+    EvaluationError,
+    InvalidParameterError,
+    InvalidTypeError,
+    ShapeMismatchError,
+    validate_choice,
+    validate_int,
+)
+from .field import LossField, ProjectedPath
+from .grid import Grid
+from .space import ParameterSpace, tensor_hash
+from .store import PointStore
+
+Mode = Literal["auto", "sequential", "vmap"]
+
+__all__ = ["evaluate", "resolve_loss"]
+
+
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    loss: Any,
+    projector: Any,
+    grid: Grid,
+    metrics: Sequence[str] = ("accuracy",),
+    store: str | os.PathLike[str] | None = None,
+    mode: Mode = "auto",
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    *,
+    trajectory: Any = None,
+    bn: Literal["eval", "recompute"] = "eval",
+    bn_data: Any = None,
+    bn_batches: int = 4,
+    batch_size: int | None = None,
+    chunk_size: int | None = None,
+    vmap_size: int = 8,
+    data_memory_cap: int = 2**30,
+    attrs: Mapping[str, Any] | None = None,
+) -> LossField:
+    """Evaluate ``loss`` at every point of ``grid`` decoded through ``projector``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Architecture and (for buffers such as BatchNorm statistics) state. Never modified: the
+        evaluation runs on a private copy.
+    data : (inputs, targets) tensors, a DataLoader, or an iterable of such pairs
+        Moved to the device once when it fits under ``data_memory_cap`` bytes.
+    loss : "cross_entropy", "mse", or a callable ``(outputs, targets) -> mean loss``
+        The mean is weighted correctly across unequal batches.
+    projector : a fitted projector with ``inverse_transform`` (e.g. :class:`PlaneProjector`)
+    grid : Grid
+        Latent coordinates; ``grid.ndim`` must equal the projector's number of components.
+    metrics : names of extra metrics (``"accuracy"``)
+    store : path of an HDF5 file to write results to as they are computed. Rerunning the same call
+        resumes, computing only the missing points; a store of another computation is refused.
+    mode : "auto", "sequential" or "vmap" (``K=vmap_size`` points at once; for GPUs)
+    device : where to evaluate (default: CUDA when available)
+    progress : show a progress bar (points/s, ETA)
+    trajectory : optional Trajectory whose runs are projected and drawn in the field's ``paths``
+    bn : "eval" (use the model's BatchNorm statistics) or "recompute" (re-estimate them at every
+        point from ``bn_batches`` batches of ``bn_data``, default the evaluation data)
+    batch_size : evaluation batch size (default: measured for speed)
+    chunk_size : points per store write (default: about 1/64 of the grid, at least 64)
+    attrs : extra provenance to record (e.g. seeds, normalization)
+
+    Returns
+    -------
+    LossField
+    """
+    if not isinstance(model, nn.Module):
+        raise InvalidTypeError(f"'model' must be a torch.nn.Module; got {type(model).__name__}.")
+    if not isinstance(grid, Grid):
+        raise InvalidTypeError(
+            f"'grid' must be a losstopo.Grid; got {type(grid).__name__}. Use Grid.square(...)."
+        )
+    validate_choice(mode, "mode", ("auto", "sequential", "vmap"))
+    validate_choice(bn, "bn", ("eval", "recompute"))
+    for m in metrics:
+        validate_choice(m, "metrics entry", SUPPORTED_METRICS)
+    vmap_size = validate_int(vmap_size, "vmap_size", low=1)
+    if batch_size is not None:
+        batch_size = validate_int(batch_size, "batch_size", low=1)
+    loss_fn, loss_name = resolve_loss(loss)
+
+    rank, size = distributed.world()
+    if device is None:
+        dev = distributed.local_device(size)
+    else:
+        dev = torch.device(device)
+
+    space = ParameterSpace.from_module(model)
+    _check_projector(projector, space, grid)
+    eval_data = EvalData.from_any(data, loss_name, dev, memory_cap=data_memory_cap)
+    metric_names = tuple(metrics)
+    skipped: list[str] = []
+    if loss_name == "mse" and "accuracy" in metric_names:
+        metric_names = tuple(m for m in metric_names if m != "accuracy")
+        skipped.append("accuracy")
+    bn_eval = EvalData.from_any(bn_data, loss_name, dev, memory_cap=data_memory_cap) if bn_data is not None else None
+    if mode == "auto":
+        mode = "vmap" if dev.type == "cuda" and space.n_params <= 5_000_000 else "sequential"
+
+    center = space.flatten(model)
+    fingerprint = {
+        "projector": projector.fingerprint(),
+        "grid": _grid_hash(grid),
+        "model": space.fingerprint() + ":" + _buffers_hash(model),
+        "data": eval_data.fingerprint,
+        "loss": loss_name,
+        "metrics": ",".join(metric_names),
+        "bn": bn + (f":{bn_batches}:{bn_eval.fingerprint}" if bn == "recompute" and bn_eval else ""),
+    }
+    from . import __version__
+
+    provenance: dict[str, Any] = {
+        "projector": projector.describe(),
+        "projector_fingerprint": fingerprint["projector"],
+        "loss": loss_name,
+        "data": eval_data.description,
+        "model": type(model).__name__,
+        "model_parameter_hash": tensor_hash(center),
+        "n_params": space.n_params,
+        "bn": bn,
+        "mode": mode,
+        "device": str(dev),
+        "world_size": size,
+        "losstopo_version": __version__,
+    }
+    if skipped:
+        provenance["metrics_skipped"] = skipped
+    if attrs:
+        provenance.update(dict(attrs))
+
+    pstore = PointStore.open(store if rank == 0 else None, grid, metric_names, fingerprint)
+    if pstore.complete_field is not None:
+        finished = pstore.complete_field
+        return distributed.broadcast(finished, size)
+    missing = distributed.broadcast(pstore.missing(), size)
+
+    evaluator = Evaluator(
+        model, space, projector, eval_data, loss_fn, loss_name, metric_names, dev,
+        bn=bn, bn_data=bn_eval, bn_batches=bn_batches, batch_size=batch_size,
+        memory_cap=data_memory_cap,
+    )
+    _check_forward(evaluator, grid)
+    if len(missing):
+        evaluator.prepare(len(missing))
+    provenance["engine"] = "vmap" if mode == "vmap" else evaluator.engine_name
+    provenance["batch_size"] = evaluator.batch_size
+
+    points = grid.points()
+    chunk = chunk_size or max(64, math.ceil(grid.size / 64))
+    chunk = validate_int(chunk, "chunk_size", low=1)
+    bar = _progress_bar(grid.size, grid.size - len(missing), progress and rank == 0)
+    try:
+        for start in range(0, len(missing), chunk * size):
+            block = missing[start : start + chunk * size]
+            mine = block[rank::size]
+            failure: tuple[int, str] | None = None
+            try:
+                results = evaluator.evaluate(points[mine], mode=mode, vmap_size=vmap_size)
+            except PointFailure as exc:
+                results = exc.done
+                failure = (int(mine[exc.position]), f"{type(exc.error).__name__}: {exc.error}")
+                mine = mine[: len(results)]
+            gathered = distributed.gather((mine, results, failure), size)
+            for idx, res, _ in gathered:
+                if len(idx):
+                    pstore.put(np.asarray(idx), np.asarray(res))
+            failures = [g[2] for g in gathered if g[2] is not None]
+            if rank == 0:
+                pstore.flush(provenance)
+            if failures:
+                flat, message = failures[0]
+                coords = ", ".join(f"{n}={c:.6g}" for n, c in zip(grid.names, points[flat], strict=True))
+                kept = f"; the {int(pstore.done.sum())} points computed so far are saved in {store}" if store else ""
+                raise EvaluationError(
+                    f"The model raised at grid point {flat} ({coords}): {message}{kept}. Fix the "
+                    "model (or the data) and rerun to resume."
+                )
+            if bar is not None:
+                bar.update(len(block))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    values = pstore.values
+    n_nonfinite = int(np.count_nonzero(~np.isfinite(values)))
+    provenance["n_nonfinite"] = n_nonfinite
+    if n_nonfinite and rank == 0:
+        warnings.warn(
+            f"{n_nonfinite} of {grid.size} grid points gave a non-finite loss (NaN or inf); they "
+            "are recorded as they are and counted in attrs['n_nonfinite'].",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    field = pstore.field(provenance)
+    if trajectory is not None:
+        field = field.with_paths(project_paths(trajectory, projector, evaluator))
+    if rank == 0:
+        pstore.finalize(field)
+    return distributed.broadcast(field, size)
+
+
+def project_paths(trajectory: Any, projector: Any, evaluator: Evaluator | None = None) -> dict[str, ProjectedPath]:
+    """Each run of ``trajectory`` in the projector's coordinates, with the loss there if known."""
+    paths = {}
+    for run in trajectory.run_ids:
+        part = trajectory.select(run)
+        coords = np.asarray(projector.transform(part))
+        loss = None
+        if evaluator is not None and getattr(projector, "inverse_transform", None) is not None:
+            try:
+                loss = evaluator.evaluate(coords)[:, 0]
+            except (PointFailure, NotImplementedError):
+                loss = None
+        paths[run] = ProjectedPath(coords=coords, step=part.steps, loss=loss, run=run)
+    return paths
+
+
+def _check_projector(projector: Any, space: ParameterSpace, grid: Grid) -> None:
+    if not hasattr(projector, "inverse_transform") or not hasattr(projector, "fingerprint"):
+        raise InvalidTypeError(
+            f"'projector' must be a losstopo projector (e.g. PlaneProjector); got {type(projector).__name__}."
+        )
+    fitted_check = getattr(projector, "_check_is_fitted", None)
+    if callable(fitted_check):
+        fitted_check()
+    n_comp = int(projector.n_components_)
+    if n_comp != grid.ndim:
+        raise ShapeMismatchError(
+            f"The projector has {n_comp} components but the grid has {grid.ndim} axes; use "
+            f"Grid.square(dims={n_comp}) or a projector with {grid.ndim} components."
+        )
+    n_params = int(getattr(projector, "n_params_", space.n_params))
+    if n_params != space.n_params:
+        raise ShapeMismatchError(
+            f"The projector maps to {n_params} parameters but the model has {space.n_params}; "
+            "build the projector from the same model."
+        )
+
+
+def _check_forward(evaluator: Evaluator, grid: Grid) -> None:
+    """One forward pass at the centre so data/model mismatches get a clear message first."""
+    data = evaluator.data
+    x, y = next(iter(data.batches(min(data.n_samples, 8), evaluator.device)))
+    try:
+        with torch.inference_mode():
+            out = evaluator.net(x)
+            evaluator.loss_fn(out, y)
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        raise EvaluationError(
+            f"The model or the loss fails on the data before any grid point ({type(exc).__name__}: "
+            f"{exc}); check that the inputs fit the model and the targets fit the loss."
+        ) from exc
+
+
+def _grid_hash(grid: Grid) -> str:
+    h = hashlib.sha256(json.dumps(list(grid.names)).encode())
+    for axis in grid.axes.values():
+        h.update(np.ascontiguousarray(axis).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _buffers_hash(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, b in model.named_buffers():
+        h.update(name.encode())
+        h.update(tensor_hash(b).encode())
+    return h.hexdigest()[:16]
+
+
+def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="pt", desc="landscape", smoothing=0.1)
+
+
+def default_store_path(out: str | os.PathLike[str]) -> Path:
+    return Path(out)

@@ -1,0 +1,198 @@
+"""Linear projectors: a plane of given directions, and trajectory PCA (Li et al. 2018).
+
+Examples
+--------
+>>> import numpy as np
+>>> from losstopo import PCAProjector
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(10, 50))
+>>> pca = PCAProjector(n_components=2).fit(X)
+>>> coords = pca.transform(X)
+>>> coords.shape
+(10, 2)
+>>> np.allclose(pca.transform(pca.inverse_transform(coords)), coords)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InvalidParameterError, ShapeMismatchError, validate_choice, validate_int
+from ..space import ParameterSpace
+from .base import Projector, as_coords, as_points
+
+
+def _flat(value: Any, name: str) -> np.ndarray:
+    if isinstance(value, nn.Module):
+        value = ParameterSpace.from_module(value).flatten(value)
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value)
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return arr
+
+
+class LinearProjector(Projector):
+    """``point = center_ + coords @ components_``; ``transform`` is the least-squares inverse."""
+
+    linear = True
+    center_: np.ndarray
+    components_: np.ndarray
+
+    def _set_basis(self, center: np.ndarray, components: np.ndarray) -> None:
+        self.center_ = center
+        self.components_ = components
+        self.n_components_ = components.shape[0]
+        self._n_params = components.shape[1]
+        c64 = components.astype(np.float64)
+        # Least-squares solve through the Gram matrix: (C C^T) a = C (p - c).
+        self._gram_inv = np.linalg.inv(c64 @ c64.T)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Least-squares coordinates of the points in the projector's affine subspace."""
+        self._check_is_fitted()
+        points = as_points(X)
+        if points.shape[1] != self._n_params:
+            raise ShapeMismatchError(
+                f"The points have {points.shape[1]} parameters but the projector was built for "
+                f"{self._n_params}; use points of the same model."
+            )
+        diff = points.astype(np.float64) - self.center_.astype(np.float64)
+        return (diff @ self.components_.astype(np.float64).T) @ self._gram_inv.T
+
+    def inverse_transform(self, coords: Any) -> np.ndarray:
+        """Parameters at latent coordinates: ``center_ + coords @ components_`` (float64)."""
+        self._check_is_fitted()
+        a = as_coords(coords, self.n_components_)
+        return self.center_.astype(np.float64) + a @ self.components_.astype(np.float64)
+
+
+class PlaneProjector(LinearProjector):
+    """A landscape spanned by given directions around a centre (Li et al.'s random plane).
+
+    Parameters
+    ----------
+    center : nn.Module or 1-D array/tensor
+        The model (or its flat parameter vector) at the origin of the plane.
+    directions : 2-D array/tensor (n_components, n_params), or a sequence of flat vectors
+        For example the output of :func:`losstopo.random_directions`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losstopo import PlaneProjector, random_directions
+    >>> model = torch.nn.Linear(3, 2)
+    >>> proj = PlaneProjector(model, random_directions(model, n=2, ignore=None)).fit()
+    >>> proj.components_.shape
+    (2, 8)
+    >>> proj.transform(proj.inverse_transform([[0.5, -1.0]])).round(6)
+    array([[ 0.5, -1. ]])
+    """
+
+    def __init__(self, center: Any, directions: Any):
+        self.center = center
+        self.directions = directions
+
+    def fit(self, X: Any = None, y: Any = None) -> PlaneProjector:
+        """Validate the centre and directions (no learning); returns self."""
+        center = _flat(self.center, "center").ravel()
+        directions = self.directions
+        if isinstance(directions, (list, tuple)):
+            directions = np.stack([_flat(d, "directions").ravel() for d in directions])
+        comps = _flat(directions, "directions")
+        if comps.ndim == 1:
+            comps = comps[None, :]
+        if comps.ndim != 2 or comps.shape[1] != center.size:
+            raise ShapeMismatchError(
+                f"The directions have shape {comps.shape} but the centre has {center.size} "
+                "parameters; build them from the same model (random_directions(model, ...))."
+            )
+        validate_int(comps.shape[0], "number of directions", low=1, high=3)
+        if not np.all(np.isfinite(center)) or not np.all(np.isfinite(comps)):
+            raise InvalidParameterError("The centre or the directions contain NaN or inf.")
+        norms = np.linalg.norm(comps.astype(np.float64), axis=1)
+        for i, nrm in enumerate(norms):
+            if nrm == 0:
+                raise InvalidParameterError(
+                    f"Direction {i} has zero norm, so it spans nothing; draw it again (another "
+                    "seed) or use ignore=None so biases are not the only perturbed tensors."
+                )
+        if comps.shape[0] > 1 and np.linalg.matrix_rank(comps.astype(np.float64)) < comps.shape[0]:
+            raise InvalidParameterError(
+                "The directions are linearly dependent; use different directions (another seed)."
+            )
+        dtype = center.dtype
+        self._set_basis(center.astype(dtype), comps.astype(dtype))
+        return self
+
+    def _check_is_fitted(self, attribute: str = "n_components_") -> None:
+        if not hasattr(self, attribute):
+            self.fit()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": "PlaneProjector", "n_components": int(np.asarray(self.components_).shape[0])}
+
+
+class PCAProjector(LinearProjector):
+    """Principal directions of a training trajectory (Li et al. 2018).
+
+    Parameters
+    ----------
+    n_components : int in [1, 3]
+    center : {"last", "mean"}
+        Origin of the landscape: the final checkpoint (Li et al.) or the trajectory mean. The
+        directions are the principal components of the checkpoints either way.
+
+    Attributes
+    ----------
+    center_, components_ (orthonormal rows), explained_variance_, explained_variance_ratio_
+    """
+
+    def __init__(self, n_components: int = 2, center: Literal["last", "mean"] = "last"):
+        self.n_components = n_components
+        self.center = center
+
+    def fit(self, X: Any, y: Any = None) -> PCAProjector:
+        k = self.n_components
+        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= 3):
+            raise InvalidParameterError(
+                "The 'n_components' parameter of PCAProjector must be an int in the range [1, 3]. "
+                f"Got {k!r} instead."
+            )
+        validate_choice(self.center, "center", ("last", "mean"))
+        points = as_points(X)
+        n = points.shape[0]
+        if n < 2:
+            raise InvalidParameterError(
+                f"PCAProjector needs at least 2 checkpoints to find a direction; got {n}. Record "
+                "more checkpoints (train(..., record_every=1))."
+            )
+        mean = points.mean(axis=0, dtype=np.float64)
+        centered = points.astype(np.float64) - mean
+        gram = centered @ centered.T
+        evals, evecs = np.linalg.eigh(gram)
+        order = np.argsort(evals)[::-1]
+        evals, evecs = np.clip(evals[order], 0.0, None), evecs[:, order]
+        rank = int(np.sum(evals > evals[0] * 1e-12)) if evals[0] > 0 else 0
+        if rank < k:
+            raise InvalidParameterError(
+                f"The checkpoints span only {rank} dimension(s), fewer than n_components={k}; "
+                "use fewer components or more distinct checkpoints."
+            )
+        comps = (evecs[:, :k].T @ centered) / np.sqrt(evals[:k])[:, None]
+        # Sign convention: the largest-magnitude entry of each component is positive.
+        signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
+        comps *= signs[:, None]
+        center = points[-1].astype(np.float64) if self.center == "last" else mean
+        self.mean_ = mean
+        self.explained_variance_ = evals[:k] / max(n - 1, 1)
+        total = evals.sum()
+        self.explained_variance_ratio_ = evals[:k] / total
+        self._set_basis(center, comps)
+        return self
