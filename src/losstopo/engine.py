@@ -88,6 +88,7 @@ class Evaluator:
         if self.linear:
             self.center = torch.as_tensor(np.asarray(projector.center_), dtype=self.dtype, device=device)
             self.components = torch.as_tensor(np.asarray(projector.components_), dtype=self.dtype, device=device)
+        self._tune = batch_size is None
         self.batch_size = batch_size or min(data.n_samples, 4096)
         self._split: _FirstLayerSplit | None = None
         self._first_layer_requested = first_layer
@@ -95,7 +96,7 @@ class Evaluator:
     # ------------------------------------------------------------------ setup
     def prepare(self, n_points: int) -> None:
         """Choose the batch size (measured in a steady loop) and build the fast path."""
-        if self.data.resident and n_points >= 20 and self.batch_size is not None:
+        if self._tune and self.data.resident and n_points >= 20:
             self.batch_size = self._tune_batch_size()
         if (
             self._first_layer_requested

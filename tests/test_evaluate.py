@@ -1,0 +1,177 @@
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from losstopo import Grid, PlaneProjector, ParameterSpace, evaluate, random_directions
+from losstopo.errors import DataError, EvaluationError, ShapeMismatchError
+from losstopo.models import MLP, SmallCNN
+
+
+def reference_losses(model, data, proj, grid, loss="ce"):
+    """Straightforward reference: load each point's parameters into a copy, one forward pass."""
+    net = copy.deepcopy(model).eval()
+    space = ParameterSpace.from_module(net)
+    x, y = data
+    out = []
+    for coords in grid.points():
+        vec = torch.as_tensor(proj.inverse_transform(coords[None])[0], dtype=torch.float32)
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(space.unflatten(vec)[name])
+            o = net(x)
+            out.append(float(torch.nn.functional.cross_entropy(o, y)))
+    return np.array(out).reshape(grid.shape)
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_bitwise_same(model, snap):
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snap[k]), k
+
+
+@pytest.mark.parametrize("model_fn, images", [(lambda: MLP(64, (16,), 10), False), (lambda: SmallCNN(1, 10, 4), True)])
+def test_values_match_reference(model_fn, images):
+    torch.manual_seed(0)
+    model = model_fn().eval()
+    x = torch.rand(120, 1, 8, 8) if images else torch.rand(120, 64)
+    y = torch.randint(0, 10, (120,))
+    proj = PlaneProjector(model, random_directions(model, seed=0))
+    grid = Grid.square(resolution=5, extent=0.8)
+    snap = snapshot(model)
+    field = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False)
+    assert_bitwise_same(model, snap)
+    ref = reference_losses(model, (x, y), proj, grid)
+    np.testing.assert_allclose(field.values, ref, rtol=1e-5)
+    assert field.attrs["engine"].startswith("sequential")
+
+
+def test_first_layer_split_equals_plain(tiny_model, tiny_data):
+    proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
+    grid = Grid.square(resolution=7)
+    fast = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
+    from losstopo import engine
+
+    plain = engine._FirstLayerSplit.build
+    engine._FirstLayerSplit.build = classmethod(lambda cls, ev: None)  # type: ignore[method-assign]
+    try:
+        slow = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
+    finally:
+        engine._FirstLayerSplit.build = plain  # type: ignore[method-assign]
+    assert fast.attrs["engine"] == "sequential+first-layer-split"
+    assert slow.attrs["engine"] == "sequential"
+    np.testing.assert_allclose(fast.values, slow.values, rtol=1e-5)
+    np.testing.assert_array_equal(fast.metrics["accuracy"], slow.metrics["accuracy"])
+
+
+def test_vmap_equals_sequential():
+    torch.manual_seed(0)
+    model = SmallCNN(1, 10, 4).eval()
+    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    proj = PlaneProjector(model, random_directions(model, seed=1))
+    grid = Grid.square(resolution=5)
+    a = evaluate(model, (x, y), "cross_entropy", proj, grid, mode="sequential", progress=False)
+    b = evaluate(model, (x, y), "cross_entropy", proj, grid, mode="vmap", vmap_size=4, progress=False)
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-5)
+    np.testing.assert_allclose(a.metrics["accuracy"], b.metrics["accuracy"])
+
+
+def test_weighted_mean_over_unequal_batches(tiny_model, tiny_data):
+    proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
+    grid = Grid.square(resolution=3)
+    whole = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
+    loader = DataLoader(TensorDataset(*tiny_data), batch_size=16)  # 16, 16, 16, 2
+    batched = evaluate(tiny_model, loader, "cross_entropy", proj, grid, progress=False)
+    custom = evaluate(tiny_model, loader, torch.nn.functional.cross_entropy, proj, grid, progress=False)
+    streamed = evaluate(tiny_model, loader, "cross_entropy", proj, grid, progress=False, data_memory_cap=10)
+    for other in (batched, custom, streamed):
+        np.testing.assert_allclose(other.values, whole.values, rtol=1e-5)
+
+
+def test_mse_and_batchnorm_recompute():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    x = torch.randn(40, 3)
+    y = torch.randn(40, 1)
+    snap = snapshot(model)
+    proj = PlaneProjector(model, random_directions(model, seed=0))
+    grid = Grid.square(resolution=3)
+    f = evaluate(model, (x, y), "mse", proj, grid, bn="recompute", progress=False)
+    assert_bitwise_same(model, snap)
+    assert "accuracy" not in f.metrics and f.attrs["metrics_skipped"] == ["accuracy"]
+    # at the centre, recomputed statistics over all the data equal train-mode batch statistics
+    net = copy.deepcopy(model).train()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        net(x)
+        net.eval()
+        expected = float(torch.nn.functional.mse_loss(net(x), y))
+    assert f.values[1, 1] == pytest.approx(expected, rel=1e-5)
+
+
+def test_model_never_modified_after_exception(tiny_data):
+    class Exploding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(6, 3)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls > 5:
+                raise ValueError("boom")
+            return self.lin(x)
+
+    torch.manual_seed(0)
+    model = Exploding()
+    snap = snapshot(model)
+    proj = PlaneProjector(model, random_directions(model, seed=0, ignore=None))
+    with pytest.raises(EvaluationError, match=r"grid point \d+ \(x=.*boom"):
+        evaluate(model, tiny_data, "cross_entropy", proj, Grid.square(resolution=4), progress=False, batch_size=50)
+    assert_bitwise_same(model, snap)
+
+
+def test_nonfinite_losses_recorded_and_counted(tiny_model, tiny_data):
+    proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0) * 1e38)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f = evaluate(tiny_model, tiny_data, "cross_entropy", proj, Grid.square(resolution=3, extent=10.0), progress=False)
+    assert f.attrs["n_nonfinite"] == int((~np.isfinite(f.values)).sum()) > 0
+    assert sum("non-finite" in str(w.message) for w in caught) == 1
+
+
+def test_bad_inputs(tiny_model, tiny_data):
+    proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
+    x, y = tiny_data
+    with pytest.raises(DataError, match="empty"):
+        evaluate(tiny_model, (x[:0], y[:0]), "cross_entropy", proj, Grid.square(3), progress=False)
+    with pytest.raises(DataError, match="int64"):
+        evaluate(tiny_model, (x, y.float()), "cross_entropy", proj, Grid.square(3), progress=False)
+    with pytest.raises(DataError, match="float"):
+        evaluate(tiny_model, (x, y), "mse", proj, Grid.square(3), progress=False)
+    with pytest.raises(ShapeMismatchError, match="2 components but the grid has 3 axes"):
+        evaluate(tiny_model, tiny_data, "cross_entropy", proj, Grid.square(3, dims=3), progress=False)
+    with pytest.raises(EvaluationError, match="fails on the data"):
+        evaluate(tiny_model, (torch.randn(10, 5), y[:10]), "cross_entropy", proj, Grid.square(3), progress=False)
+
+
+def test_trajectory_paths(tiny_model, tiny_data):
+    from losstopo import PCAProjector, train
+
+    traj = train(tiny_model, tiny_data, epochs=4, seed=0, progress=False, batch_size=10)
+    pca = PCAProjector(2).fit(traj)
+    grid = Grid.around(pca.transform(traj), resolution=5)
+    f = evaluate(tiny_model, tiny_data, "cross_entropy", pca, grid, trajectory=traj, progress=False)
+    path = f.paths["run0"]
+    assert len(path) == len(traj)
+    np.testing.assert_allclose(path.coords[-1], 0.0, atol=1e-5)  # the last checkpoint is the centre
+    assert path.loss[-1] == pytest.approx(float(torch.nn.functional.cross_entropy(tiny_model(tiny_data[0]), tiny_data[1])), rel=1e-5)
