@@ -13,7 +13,7 @@ Examples
 >>> from losstopo.datasets import digits
 >>> x, y = digits(split="train")
 >>> x.shape, y.dtype
-(torch.Size([1347, 64]), torch.int64)
+(torch.Size([1348, 64]), torch.int64)
 >>> x_img, _ = digits(split="test", images=True)
 >>> tuple(x_img.shape[1:])
 (1, 8, 8)

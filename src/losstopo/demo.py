@@ -65,7 +65,7 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     log = _Log(quiet)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    summary: dict[str, Any] = {"data": "scikit-learn digits (1347 train / 450 test)", "models": {}}
+    summary: dict[str, Any] = {"data": "scikit-learn digits (1348 train / 449 test)", "models": {}}
     trajectories: dict[str, Trajectory] = {}
     models: dict[str, torch.nn.Module] = {}
 

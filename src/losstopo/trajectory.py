@@ -11,7 +11,7 @@ Examples
 >>> model = MLP(16, (8,), 3)
 >>> traj = train(model, synthetic_classification(), epochs=3, seed=0, progress=False)
 >>> traj.points.shape, traj.steps.tolist()
-((4, 171), [0, 1, 2, 3])
+((4, 163), [0, 1, 2, 3])
 """
 
 from __future__ import annotations
