@@ -7,6 +7,7 @@ same field.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -22,6 +23,7 @@ def world() -> tuple[int, int]:
     if size > 1 and dist.is_available() and "MASTER_ADDR" in os.environ:
         backend = "nccl" if torch.cuda.is_available() and os.environ.get("LOSSTOPO_BACKEND") != "gloo" else "gloo"
         dist.init_process_group(backend=backend)
+        atexit.register(_shutdown)
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -49,3 +51,12 @@ def local_device(size: int) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     return torch.device("cpu")
+
+
+def _shutdown() -> None:
+    """Leave the process group cleanly at exit (a rank exiting with it open can abort)."""
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()

@@ -95,48 +95,35 @@ class Evaluator:
 
     # ------------------------------------------------------------------ setup
     def prepare(self, n_points: int) -> None:
-        """Choose the batch size (measured in a steady loop) and build the fast path."""
-        if self._tune and self.data.resident and n_points >= 20:
-            self.batch_size = self._tune_batch_size()
-        if (
-            self._first_layer_requested
-            and self.linear
-            and self.bn != "recompute"
-            and self.data.resident
-        ):
-            self._split = _FirstLayerSplit.build(self)
+        """Build the fast path and choose the batch size by timing whole points in a steady loop."""
+        use_split = self._first_layer_requested and self.linear and self.bn != "recompute" and self.data.resident
+        n = self.data.n_samples
+        candidates = sorted({min(n, b) for b in (n, 2048, 512, 128)}, reverse=True)
+        if not (self._tune and self.data.resident and n_points >= 20 and len(candidates) > 1):
+            self._split = _FirstLayerSplit.build(self) if use_split else None
+            return
+        zero = np.zeros(self._n_components())
+        best: tuple[float, int, _FirstLayerSplit | None] = (float("inf"), candidates[0], None)
+        for bs in candidates:
+            self.batch_size = bs
+            self._split = _FirstLayerSplit.build(self) if use_split else None
+            self.set_point(zero)
+            self._evaluate_current(zero)  # the first pass after a batch-size change is slow: not timed
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                self._evaluate_current(zero)
+                times.append(time.perf_counter() - t0)
+            if min(times) < best[0]:
+                best = (min(times), bs, self._split)
+        _, self.batch_size, self._split = best
 
     @property
     def engine_name(self) -> str:
         return "sequential+first-layer-split" if self._split is not None else "sequential"
 
-    def _tune_batch_size(self) -> int:
-        n = self.data.n_samples
-        candidates = sorted({min(n, b) for b in (n, 2048, 512, 128)}, reverse=True)
-        if len(candidates) == 1:
-            return candidates[0]
-        self.set_point(np.zeros(self._n_components()))
-        best, best_time = candidates[0], float("inf")
-        for bs in candidates:
-            self._forward_all(bs)  # the first pass after a batch-size change is slow: not timed
-            times = []
-            for _ in range(2):
-                t0 = time.perf_counter()
-                self._forward_all(bs)
-                times.append(time.perf_counter() - t0)
-            if min(times) < best_time:
-                best, best_time = bs, min(times)
-        return best
-
     def _n_components(self) -> int:
         return int(getattr(self.projector, "n_components_", 1))
-
-    def _forward_all(self, batch_size: int) -> None:
-        with torch.inference_mode():
-            for x, _ in self.data.batches(batch_size, self.device):
-                self.net(x)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
     # ------------------------------------------------------------------ points
     def set_point(self, coords: np.ndarray, decoded: np.ndarray | None = None) -> None:
