@@ -12,6 +12,16 @@ from .field import LossField, ProjectedPath
 from .grid import Grid
 from .projectors import PCAProjector, PlaneProjector
 from .space import ParameterSpace
+from .topology import (
+    TopologySummary,
+    analyze,
+    basins,
+    bottleneck_distance,
+    critical_points,
+    merge_tree,
+    persistence_diagram,
+    wasserstein_distance,
+)
 from .trajectory import Trajectory, TrajectoryRecorder, train
 
 __all__ = [
@@ -22,11 +32,19 @@ __all__ = [
     "ParameterSpace",
     "PlaneProjector",
     "ProjectedPath",
+    "TopologySummary",
     "Trajectory",
     "TrajectoryRecorder",
     "__version__",
+    "analyze",
+    "basins",
+    "bottleneck_distance",
+    "critical_points",
     "evaluate",
+    "merge_tree",
+    "persistence_diagram",
     "random_directions",
     "resolve_loss",
     "train",
+    "wasserstein_distance",
 ]

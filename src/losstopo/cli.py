@@ -224,6 +224,59 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_topology(args: argparse.Namespace) -> int:
+    import json
+
+    from .errors import validate_float
+    from .field import LossField
+    from .topology import analyze, format_summary
+
+    validate_float(args.min_persistence, "min-persistence", low=0.0)
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise InvalidParameterError(
+            f"The directory {Path(args.json).resolve().parent} for --json does not exist; create it first."
+        )
+    field = LossField.load(args.file)
+    summary = analyze(field, min_persistence=args.min_persistence, relative=args.relative,
+                      connectivity=args.connectivity)
+    print(format_summary(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary.to_dict(), indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .field import LossField
+
+    field = LossField.load(args.file)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError(f"--out {out} is a file; give a directory for the exported files.")
+    if not out.parent.resolve().is_dir():
+        raise InvalidParameterError(f"The parent directory of --out {out} does not exist; create it first.")
+    out.mkdir(exist_ok=True)
+    if args.format == "ply":
+        from .export import write_ply
+
+        written = [write_ply(field, out / (Path(args.file).stem + ".ply"), log=args.log)]
+    else:
+        from .export import write_paraview
+
+        written = write_paraview(field, out, topology=field.topology)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.run_dir, out=args.out)
+    print(path)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -272,6 +325,28 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a field file (or a partial run)")
     info.add_argument("file")
     info.set_defaults(func=cmd_info)
+
+    topo = sub.add_parser("topology", help="critical points, merge trees, persistence and basins of a field")
+    topo.add_argument("file", help="a field file written by losstopo")
+    topo.add_argument("--min-persistence", type=float, default=0.0,
+                      help="simplification threshold (absolute, or a fraction of the value range with --relative)")
+    topo.add_argument("--relative", action="store_true", help="read --min-persistence as a fraction of the range")
+    topo.add_argument("--connectivity", default="freudenthal", choices=["freudenthal", "cubical"])
+    topo.add_argument("--json", help="also write the summary as JSON to this file")
+    topo.set_defaults(func=cmd_topology)
+
+    exp = sub.add_parser("export", help="write a field (and its topology) for ParaView or as a PLY mesh")
+    exp.add_argument("file", help="a field file written by losstopo")
+    exp.add_argument("--out", required=True, help="output directory (created if missing)")
+    exp.add_argument("--format", default="vtk", choices=["vtk", "ply"],
+                     help="vtk: .vti/.vtp/.vtm bundle + open_in_paraview.py; ply: a height-field mesh of a 2D field")
+    exp.add_argument("--log", action="store_true", help="PLY heights from log10 of the loss")
+    exp.set_defaults(func=cmd_export)
+
+    rep = sub.add_parser("report", help="write a self-contained report.html for a run directory")
+    rep.add_argument("run_dir", help="a directory with fields, plots and summaries (e.g. demo-output)")
+    rep.add_argument("--out", help="output file (default RUN_DIR/report.html)")
+    rep.set_defaults(func=cmd_report)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

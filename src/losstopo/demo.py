@@ -4,7 +4,10 @@
 2. Around each minimum, a 2D landscape along filter-normalized random directions (Li et al.),
    with the optimizer path projected into it; and a 1D interpolation from the initialisation to
    the minimum, with train and test curves.
-3. Fields (HDF5), PNG plots and ``summary.json`` in the output directory.
+3. The topology of each 2D landscape: critical points (drawn on the contour map), merge tree,
+   persistence diagram and basins, in ``topology.json`` and attached to the saved fields.
+4. A ParaView bundle per landscape (``paraview/NAME/landscape.vtm`` + ``open_in_paraview.py``).
+5. Fields (HDF5), PNG plots, ``summary.json`` and a self-contained ``report.html``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import torch
 
 from . import Grid, LossField, PlaneProjector, Trajectory, evaluate, random_directions, train
 from .datasets import digits
+from .export import write_paraview
+from .report import write_report
+from .topology import TopologySummary, analyze
 from .errors import InvalidParameterError
 from .models import MLP, SmallCNN
 from .space import ParameterSpace
@@ -40,6 +46,10 @@ DEMO_MODELS = (
     DemoModel("mlp", lambda: MLP(64, (128, 128), 10), images=False, epochs=20, lr=0.1, resolution=41),
     DemoModel("cnn", lambda: SmallCNN(1, 10, width=16), images=True, epochs=12, lr=0.05, resolution=25),
 )
+
+
+#: Simplification threshold of the demo's topology, as a fraction of each field's value range.
+TOPOLOGY_MIN_PERSISTENCE = 0.01
 
 
 class _Log:
@@ -65,6 +75,7 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     log = _Log(quiet)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    topology: dict[str, Any] = {}
     summary: dict[str, Any] = {"data": "scikit-learn digits (1348 train / 449 test)", "models": {}}
     trajectories: dict[str, Trajectory] = {}
     models: dict[str, torch.nn.Module] = {}
@@ -91,11 +102,22 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
             progress=not quiet, trajectory=traj,
             attrs={"seed": 0, "normalization": "filter", "ignore": "biasbn", "split": "train"},
         )
-        field.save(out / f"{spec.name}_plane.h5")
         plane_seconds = time.perf_counter() - t0
         log(f"{spec.name}: {field.grid.size}-point random-plane landscape in {plane_seconds:.1f} s")
-        plot.save_figure(plot.plot_contour(field, log=True, title=f"{spec.name}: random plane (log loss)"),
-                         out / f"{spec.name}_contour.png")
+        topo = analyze(field, min_persistence=TOPOLOGY_MIN_PERSISTENCE, relative=True)
+        field = field.with_topology(topo)
+        field.save(out / f"{spec.name}_plane.h5")
+        topology[spec.name] = topo.to_dict()
+        log(f"{spec.name}: topology: {topo.n_minima} persistent minima, {topo.n_saddles} saddles, "
+            f"{topo.n_maxima} maxima (Morse sum {topo.morse_sum})")
+        plot.save_figure(
+            plot.plot_contour(field, log=True, critical_points=topo, title=f"{spec.name}: random plane (log loss)"),
+            out / f"{spec.name}_contour.png")
+        plot.save_figure(plot.plot_merge_tree(topo), out / f"{spec.name}_merge_tree.png")
+        plot.save_figure(plot.plot_persistence_diagram(topo.diagram), out / f"{spec.name}_persistence.png")
+        bundle = out / "paraview" / spec.name
+        bundle.mkdir(parents=True, exist_ok=True)
+        write_paraview(field, bundle, topology=topo)
         plot.save_figure(plot.plot_surface(field, log=True, title=f"{spec.name}: loss surface"),
                          out / f"{spec.name}_surface.png")
 
@@ -116,11 +138,15 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         plot.save_figure(plot.plot_profile(profile, title=f"{spec.name}: initialisation (0) to minimum (1)"),
                          out / f"{spec.name}_interpolation.png")
 
-        summary["models"][spec.name] = _model_summary(spec, traj, field, profile, plane_seconds)
+        summary["models"][spec.name] = _model_summary(spec, traj, field, profile, plane_seconds, topo)
 
+    (out / "topology.json").write_text(json.dumps(topology, indent=2))
     summary["seconds"] = round(log_elapsed(log), 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    log(f"wrote {out / 'summary.json'}")
+    report = write_report(out)
+    log(f"wrote {out / 'summary.json'}, {out / 'topology.json'} and the report:")
+    if not quiet:
+        print(report)
     return summary
 
 
@@ -128,7 +154,10 @@ def log_elapsed(log: _Log) -> float:
     return time.perf_counter() - log.t0
 
 
-def _model_summary(spec: DemoModel, traj: Trajectory, field: LossField, profile: LossField, seconds: float) -> dict[str, Any]:
+def _model_summary(
+    spec: DemoModel, traj: Trajectory, field: LossField, profile: LossField, seconds: float,
+    topo: TopologySummary,
+) -> dict[str, Any]:
     v = field.values
     centre = tuple(int(np.argmin(np.abs(a))) for a in field.grid.axes.values())
     centre_loss = float(v[centre])
@@ -151,6 +180,9 @@ def _model_summary(spec: DemoModel, traj: Trajectory, field: LossField, profile:
             "flat_fraction": round(float(np.mean(v < centre_loss + 0.1)), 4),
             "seconds": round(seconds, 2),
             "engine": field.attrs.get("engine"),
+            "persistent_minima": topo.n_minima,
+            "persistent_saddles": topo.n_saddles,
+            "total_persistence": round(float(topo.basins.total_persistence), 5),
         },
         "interpolation": {
             "init_loss": round(float(train_curve[0]), 5),

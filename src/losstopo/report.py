@@ -1,0 +1,331 @@
+"""One self-contained HTML report of a run directory.
+
+:func:`write_report` gathers what a run left in its directory and writes ``report.html``: the PNG
+figures (embedded as base64, so the file can be mailed or archived alone), a landscape figure
+for every field (``*.h5``) when the run saved no PNG, tables of ``summary.json``, ``topology.json`` and the
+fidelity CSVs (``*fidelity*.csv``), the provenance recorded in each field's ``attrs``, and
+relative links to the ParaView bundles (``*.vtm``) and their ``open_in_paraview.py``. Every part
+is optional; missing or unreadable pieces are listed instead of failing. The page has no
+scripts and no external resources.
+
+Examples
+--------
+>>> import numpy as np, tempfile, pathlib
+>>> from losstopo import Grid, LossField
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> g = Grid.square(resolution=11, dims=2)
+>>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
+>>> LossField(x**2 + y**2, g, attrs={"seed": 0}).save(run / "bowl.h5")
+>>> write_report(run).name
+'report.html'
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import html
+import io
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidParameterError
+
+MAX_IMAGE_BYTES = 8 * 2**20
+MAX_IMAGES = 60
+MAX_LIST = 12
+MAX_ROWS = 200
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
+color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+h3{font-size:1.05rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{display:inline-block;margin:.5rem;vertical-align:top}figure img{max-width:520px;border:1px solid #eee}
+figcaption{font-size:.8rem;color:#555}.muted{color:#777;font-size:.85rem}code{background:#f6f6f6;padding:0 .2rem}
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_LIST:
+            return f"[{len(value)} items: {', '.join(_fmt(v) for v in value[:4])}, ...]"
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in list(value.items())[:MAX_LIST]) + "}"
+    return str(value)
+
+
+def _flatten(data: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:
+    """Nested mappings as ``(dotted key, value)`` rows; lists and deep parts stay summarised."""
+    if isinstance(data, Mapping) and depth < 3:
+        rows: list[tuple[str, Any]] = []
+        for k, v in data.items():
+            rows += _flatten(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
+        return rows
+    return [(prefix or "value", data)]
+
+
+def _kv_table(rows: list[tuple[str, Any]]) -> str:
+    if not rows:
+        return '<p class="muted">(empty)</p>'
+    body = "".join(
+        f"<tr><th>{_esc(k)}</th><td{' class=num' if isinstance(v, (int, float)) else ''}>"
+        f"{_esc(_fmt(v))}</td></tr>"
+        for k, v in rows[:MAX_ROWS]
+    )
+    more = (
+        f'<p class="muted">{len(rows) - MAX_ROWS} more rows not shown.</p>'
+        if len(rows) > MAX_ROWS
+        else ""
+    )
+    return f"<table>{body}</table>{more}"
+
+
+def _grid_table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_esc(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows[:MAX_ROWS]
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(data: bytes, caption: str) -> str:
+    b64 = base64.b64encode(data).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{b64}" alt="{_esc(caption)}">'
+        f"<figcaption>{_esc(caption)}</figcaption></figure>"
+    )
+
+
+def _field_figure(field: Any) -> bytes | None:
+    """A PNG of a 1D profile or a 2D contour map (with its topology if attached)."""
+    from . import plot
+
+    if field.grid.ndim == 1:
+        fig = plot.plot_profile(field)
+    elif field.grid.ndim == 2:
+        topo = field.topology if not isinstance(field.topology, Mapping) else None
+        try:
+            fig = plot.plot_contour(
+                field, critical_points=topo, log=bool(np.nanmin(field.values) > 0)
+            )
+        except (ValueError, TypeError):
+            fig = plot.plot_contour(field)
+    else:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def _read_json(path: Path, problems: list[str]) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path.name}: not readable JSON ({exc.__class__.__name__}: {exc})")
+        return None
+
+
+def _read_csv(path: Path, problems: list[str]) -> tuple[list[str], list[list[str]]] | None:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        problems.append(f"{path.name}: not readable CSV ({exc})")
+        return None
+    if not rows:
+        return None
+    return rows[0], [list(r) for r in rows[1:]]
+
+
+def _fidelity_figure(header: list[str], rows: list[list[str]]) -> bytes | None:
+    from . import plot
+
+    records = [dict(zip(header, r, strict=False)) for r in rows]
+    try:
+        fig = plot.plot_fidelity(records)
+    except (ValueError, TypeError):
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def _field_section(path: Path, run_dir: Path, problems: list[str]) -> tuple[str, Any]:
+    from .field import LossField
+
+    try:
+        field = LossField.load(path)
+    except (ValueError, OSError) as exc:
+        problems.append(f"{path.relative_to(run_dir)}: {exc}")
+        return "", None
+    v = field.values
+    finite = v[np.isfinite(v)]
+    rows: list[tuple[str, Any]] = [
+        ("file", str(path.relative_to(run_dir))),
+        ("grid", repr(field.grid)),
+        (
+            "loss range",
+            f"{finite.min():.6g} .. {finite.max():.6g}" if finite.size else "no finite values",
+        ),
+        ("non-finite points", int(v.size - finite.size)),
+        ("metrics", ", ".join(field.metrics) or "none"),
+        ("paths", ", ".join(field.paths) or "none"),
+    ]
+    rows += [(f"attrs.{k}", val) for k, val in _flatten(field.attrs)]
+    return f"<h3>{_esc(path.stem)}</h3>{_kv_table(rows)}", field
+
+
+def write_report(
+    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write a self-contained ``report.html`` for a run directory and return its path.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A directory written by a losstopo run (``losstopo demo``, scripts): PNG figures,
+        ``summary.json``, ``topology.json``, ``*fidelity*.csv``, fields ``*.h5``, ParaView
+        bundles (``*.vtm``). Any of them may be absent.
+    out : path-like, optional
+        The HTML file to write (default ``run_dir/report.html``); a directory means
+        ``out/report.html``. Its directory must exist.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InvalidParameterError(
+            f"The run directory {run} does not exist or is not a directory; pass the directory "
+            "a losstopo run wrote (e.g. the --out of losstopo demo)."
+        )
+    target = run / "report.html" if out is None else Path(out)
+    if target.is_dir():
+        target = target / "report.html"
+    if not target.parent.resolve().is_dir():
+        raise InvalidParameterError(
+            f"The directory {target.parent} for {target.name} does not exist; create it first."
+        )
+    problems: list[str] = []
+    parts: list[str] = []
+
+    # -- summary and topology tables
+    for name, title in (("summary.json", "Summary"), ("topology.json", "Topology")):
+        path = run / name
+        if path.is_file():
+            data = _read_json(path, problems)
+            if data is not None:
+                parts.append(f"<h2>{title}</h2><p class=muted>from <code>{_esc(name)}</code></p>")
+                parts.append(
+                    _topology_tables(data) if name == "topology.json" else _kv_table(_flatten(data))
+                )
+
+    # -- fidelity
+    fid = sorted(p for p in run.rglob("*fidelity*.csv") if p.is_file())
+    if fid:
+        parts.append("<h2>Projector fidelity</h2>")
+        for path in fid:
+            table = _read_csv(path, problems)
+            if table is None:
+                continue
+            header, rows = table
+            parts.append(f"<h3>{_esc(path.relative_to(run))}</h3>{_grid_table(header, rows)}")
+            png = _fidelity_figure(header, rows)
+            if png:
+                parts.append(_img(png, f"fidelity: {path.name}"))
+
+    # -- figures
+    pngs = sorted(p for p in run.rglob("*.png") if p.is_file() and p.resolve() != target.resolve())
+    figures = []
+    for path in pngs[:MAX_IMAGES]:
+        data = path.read_bytes() if path.stat().st_size <= MAX_IMAGE_BYTES else b""
+        if data[:4] != b"\x89PNG":
+            problems.append(f"{path.relative_to(run)}: skipped (not a PNG, or larger than 8 MiB)")
+            continue
+        figures.append(_img(data, str(path.relative_to(run))))
+    if len(pngs) > MAX_IMAGES:
+        problems.append(f"{len(pngs) - MAX_IMAGES} more PNG files not embedded")
+
+    # -- fields: provenance, and a figure for fields without one
+    h5 = sorted(p for p in run.rglob("*.h5") if p.is_file())
+    prov = []
+    for path in h5:
+        section, field = _field_section(path, run, problems)
+        prov.append(section)
+        if field is not None and not pngs:  # a run without figures: draw its fields
+            png = _field_figure(field)
+            if png:
+                figures.append(_img(png, f"{path.stem} (drawn for this report)"))
+    if figures:
+        parts.append("<h2>Figures</h2>" + "".join(figures))
+    if prov:
+        parts.append("<h2>Fields and provenance</h2>" + "".join(prov))
+
+    # -- ParaView bundles
+    bundles = sorted(p for p in run.rglob("*.vtm") if p.is_file())
+    if bundles:
+        items = []
+        for vtm in bundles:
+            rel = os.path.relpath(vtm, target.parent)
+            script = vtm.parent / "open_in_paraview.py"
+            extra = ""
+            if script.is_file():
+                srel = os.path.relpath(script, target.parent)
+                extra = (
+                    f' &middot; <a href="{_esc(srel)}">open_in_paraview.py</a> '
+                    f"(run <code>pvpython {_esc(srel)}</code>)"
+                )
+            items.append(f'<li><a href="{_esc(rel)}">{_esc(vtm.relative_to(run))}</a>{extra}</li>')
+        parts.append("<h2>ParaView</h2><ul>" + "".join(items) + "</ul>")
+
+    if not parts:
+        parts.append('<p class="muted">This directory holds no figures, tables or fields yet.</p>')
+    if problems:
+        parts.append(
+            "<h2>Notes</h2><ul>" + "".join(f"<li>{_esc(p)}</li>" for p in problems) + "</ul>"
+        )
+    from . import __version__
+
+    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    page = (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f"<title>losstopo report: {_esc(run.resolve().name)}</title><style>{CSS}</style></head><body>"
+        f"<h1>losstopo report: {_esc(run.resolve().name)}</h1>"
+        f'<p class="muted">{_esc(run.resolve())} &middot; losstopo {_esc(__version__)} &middot; {_esc(stamp)}</p>'
+        + "".join(parts)
+        + "</body></html>\n"
+    )
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def _topology_tables(data: Any) -> str:
+    """Scalar entries of a topology JSON as a table, one table per field when it is keyed so."""
+    if isinstance(data, Mapping) and data and all(isinstance(v, Mapping) for v in data.values()):
+        if not any(k in data for k in ("critical_counts", "shape", "connectivity")):
+            return "".join(f"<h3>{_esc(k)}</h3>{_topology_tables(v)}" for k, v in data.items())
+    rows = _flatten(data)
+    scalar = [(k, v) for k, v in rows if not isinstance(v, (list, tuple)) or len(v) <= MAX_LIST]
+    long = [(k, v) for k, v in rows if isinstance(v, (list, tuple)) and len(v) > MAX_LIST]
+    return _kv_table(scalar + long)
