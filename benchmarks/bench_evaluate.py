@@ -88,8 +88,13 @@ def li_loop(model, x, y, center, d1, d2, coords, workers: int):
     """Li et al.'s plot_surface loop: per point set weights, evaluate through a DataLoader at 128."""
     net = copy.deepcopy(model).eval()
     space = ParameterSpace.from_module(net)
-    loader = DataLoader(TensorDataset(x, y), batch_size=128, shuffle=False, num_workers=workers,
-                        persistent_workers=False)
+    loader = DataLoader(
+        TensorDataset(x, y),
+        batch_size=128,
+        shuffle=False,
+        num_workers=workers,
+        persistent_workers=False,
+    )
     crit = torch.nn.CrossEntropyLoss()
     out = []
     for a, b in coords:
@@ -144,8 +149,14 @@ def loss_landscapes_plane(model, x, y, steps: int):
 
     metric = loss_landscapes.metrics.Loss(torch.nn.CrossEntropyLoss(), x, y)
     with torch.no_grad():
-        return loss_landscapes.random_plane(copy.deepcopy(model), metric, distance=1, steps=steps,
-                                            normalization="filter", deepcopy_model=True)
+        return loss_landscapes.random_plane(
+            copy.deepcopy(model),
+            metric,
+            distance=1,
+            steps=steps,
+            normalization="filter",
+            deepcopy_model=True,
+        )
 
 
 def loss_landscapes_row_offset(model, x, y) -> float:
@@ -156,7 +167,9 @@ def loss_landscapes_row_offset(model, x, y) -> float:
 
     class Record(loss_landscapes.metrics.Metric):
         def __call__(self, wrapper):
-            recorded.append(torch.cat([p.detach().reshape(-1).clone() for p in wrapper.get_module_parameters()]))
+            recorded.append(
+                torch.cat([p.detach().reshape(-1).clone() for p in wrapper.get_module_parameters()])
+            )
             return 0.0
 
     steps = 4
@@ -227,17 +240,24 @@ def run(name: str, repeats: int, quick: bool) -> dict:
         "losstopo": f"{field.attrs['engine']}, batch {field.attrs['batch_size']}",
         "li_loop": check(li_loop(model, x, y, center, d1, d2, coords[sub], 0), sub),
         "li_loop_w2": "2 DataLoader workers",
-        "landscaper": check(landscaper_loop(model, x, y, center, d1, d2, coords[sub], step), sub) + " (walked)",
+        "landscaper": check(landscaper_loop(model, x, y, center, d1, d2, coords[sub], step), sub)
+        + " (walked)",
         "inplace": check(inplace_loop(model, x, y, center, d1, d2, coords), np.arange(n_points)),
     }
     # (function, number of points it evaluates): all timed round-robin in one loop, so that
     # machine noise hits every column alike.
     methods = {
         "floor": (lambda: [floor_pass() for _ in range(n_points)], n_points),
-        "losstopo": (lambda: evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False), n_points),
+        "losstopo": (
+            lambda: evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False),
+            n_points,
+        ),
         "li_loop": (lambda: li_loop(model, x, y, center, d1, d2, coords[sub], 0), len(sub)),
         "li_loop_w2": (lambda: li_loop(model, x, y, center, d1, d2, coords[sub_w], 2), len(sub_w)),
-        "landscaper": (lambda: landscaper_loop(model, x, y, center, d1, d2, coords[sub], step), len(sub)),
+        "landscaper": (
+            lambda: landscaper_loop(model, x, y, center, d1, d2, coords[sub], step),
+            len(sub),
+        ),
         "inplace": (lambda: inplace_loop(model, x, y, center, d1, d2, coords), n_points),
     }
     try:
@@ -263,7 +283,13 @@ def run(name: str, repeats: int, quick: bool) -> dict:
     if "loss_landscapes" not in rows:
         rows["loss_landscapes"] = (float("nan"), notes["loss_landscapes"])
     del floor_pp
-    return {"name": name, "n_points": n_points, "n_params": center.numel(), "n_samples": len(x), "rows": rows}
+    return {
+        "name": name,
+        "n_points": n_points,
+        "n_params": center.numel(),
+        "n_samples": len(x),
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -273,12 +299,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.threads} threads, medians of {args.repeats}")
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} threads, medians of {args.repeats}"
+    )
     for name in ("mlp", "cnn"):
         r = run(name, args.repeats, args.quick)
         floor = r["rows"]["floor"][0]
-        print(f"\n{name}: {r['n_points']} points, {r['n_params']} parameters, {r['n_samples']} samples")
+        print(
+            f"\n{name}: {r['n_points']} points, {r['n_params']} parameters, {r['n_samples']} samples"
+        )
         print(f"  {'method':<16}{'ms/point':>10}{'x floor':>10}  note")
         for key, (pp, note) in r["rows"].items():
             print(f"  {key:<16}{pp * 1e3:>10.3f}{pp / floor:>10.2f}  {note}")

@@ -10,12 +10,30 @@ from losstopo.cli import main
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "losstopo.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "losstopo.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_landscape_and_info(tmp_path, capsys):
     out = tmp_path / "f.h5"
-    assert main(["landscape", "--model", "mlp", "--resolution", "5", "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "landscape",
+                "--model",
+                "mlp",
+                "--resolution",
+                "5",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     field = LossField.load(out)
     assert field.values.shape == (5, 5)
     assert field.attrs["normalization"] == "filter" and field.attrs["seed"] == 0
@@ -27,7 +45,9 @@ def test_builtin_training_is_deterministic(tmp_path):
     args = ["landscape", "--model", "mlp", "--resolution", "3", "--epochs", "2", "--quiet"]
     main([*args, "--out", str(tmp_path / "a.h5")])
     main([*args, "--out", str(tmp_path / "b.h5")])
-    np.testing.assert_array_equal(LossField.load(tmp_path / "a.h5").values, LossField.load(tmp_path / "b.h5").values)
+    np.testing.assert_array_equal(
+        LossField.load(tmp_path / "a.h5").values, LossField.load(tmp_path / "b.h5").values
+    )
 
 
 def test_module_function_specs(tmp_path):
@@ -37,8 +57,21 @@ def test_module_function_specs(tmp_path):
         "def data():\n    g = torch.Generator().manual_seed(0)\n"
         "    return torch.randn(10, 4, generator=g), torch.randint(0, 2, (10,), generator=g)\n"
     )
-    r = run_cli("landscape", "--model", "mymod:model", "--data", "mymod:data", "--resolution", "3",
-                "--ignore", "none", "--out", "x.h5", "--quiet", cwd=tmp_path)
+    r = run_cli(
+        "landscape",
+        "--model",
+        "mymod:model",
+        "--data",
+        "mymod:data",
+        "--resolution",
+        "3",
+        "--ignore",
+        "none",
+        "--out",
+        "x.h5",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert LossField.load(tmp_path / "x.h5").values.shape == (3, 3)
 
@@ -47,11 +80,23 @@ def test_module_function_specs(tmp_path):
     "args, message",
     [
         (["landscape", "--model", "vgg", "--out", "x.h5"], "Unknown model 'vgg'"),
-        (["landscape", "--model", "mlp", "--data", "imagenet", "--out", "x.h5"], "Unknown data 'imagenet'"),
-        (["landscape", "--model", "nosuchmod:f", "--data", "digits", "--out", "x.h5"], "Could not import module 'nosuchmod'"),
-        (["landscape", "--model", "mlp", "--resolution", "1", "--out", "x.h5"], "'resolution' parameter must be an int >= 2"),
+        (
+            ["landscape", "--model", "mlp", "--data", "imagenet", "--out", "x.h5"],
+            "Unknown data 'imagenet'",
+        ),
+        (
+            ["landscape", "--model", "nosuchmod:f", "--data", "digits", "--out", "x.h5"],
+            "Could not import module 'nosuchmod'",
+        ),
+        (
+            ["landscape", "--model", "mlp", "--resolution", "1", "--out", "x.h5"],
+            "'resolution' parameter must be an int >= 2",
+        ),
         (["landscape", "--model", "mlp", "--out", "missing/x.h5"], "does not exist"),
-        (["landscape", "--model", "mlp", "--checkpoint", "nope.pt", "--out", "x.h5"], "Checkpoint nope.pt does not exist"),
+        (
+            ["landscape", "--model", "mlp", "--checkpoint", "nope.pt", "--out", "x.h5"],
+            "Checkpoint nope.pt does not exist",
+        ),
         (["landscape", "--model", "resnet20", "--out", "x.h5"], "has no built-in data"),
         (["info", "missing.h5"], "does not exist"),
     ],
@@ -66,13 +111,26 @@ def test_user_errors_exit_2_without_traceback(tmp_path, args, message):
 
 def test_mismatching_checkpoint_names_tensor(tmp_path):
     torch.save(torch.nn.Linear(3, 3).state_dict(), tmp_path / "wrong.pt")
-    r = run_cli("landscape", "--model", "mlp", "--checkpoint", "wrong.pt", "--out", "x.h5", cwd=tmp_path)
+    r = run_cli(
+        "landscape", "--model", "mlp", "--checkpoint", "wrong.pt", "--out", "x.h5", cwd=tmp_path
+    )
     assert r.returncode == 2 and "no tensor '1.weight'" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_corrupt_store_refused_and_kept(tmp_path):
     (tmp_path / "x.h5").write_bytes(b"junk")
-    r = run_cli("landscape", "--model", "mlp", "--resolution", "3", "--epochs", "1", "--out", "x.h5", cwd=tmp_path)
+    r = run_cli(
+        "landscape",
+        "--model",
+        "mlp",
+        "--resolution",
+        "3",
+        "--epochs",
+        "1",
+        "--out",
+        "x.h5",
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and "not a readable HDF5 file" in r.stderr
     assert (tmp_path / "x.h5").read_bytes() == b"junk"
 

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from losstopo.datasets import digits, load_cifar10, load_mnist, synthetic_classification, synthetic_regression
+from losstopo.datasets import (
+    digits,
+    load_cifar10,
+    load_mnist,
+    synthetic_classification,
+    synthetic_regression,
+)
 from losstopo.errors import DataError, InvalidParameterError
 from losstopo.models import MLP, PINNMLP, SmallCNN, build_model, resnet20, resnet56
 
@@ -36,7 +42,16 @@ def write_cifar(folder, n_per_batch=4):
         data = rng.integers(0, 256, size=(n_per_batch, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n_per_batch).tolist()
         with open(folder / name, "wb") as fh:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": [b"x.png"] * n_per_batch}, fh, protocol=2)
+            pickle.dump(
+                {
+                    b"batch_label": name.encode(),
+                    b"labels": labels,
+                    b"data": data,
+                    b"filenames": [b"x.png"] * n_per_batch,
+                },
+                fh,
+                protocol=2,
+            )
         batches[name] = (data, labels)
     return batches
 
@@ -56,7 +71,9 @@ def test_cifar10_refuses_foreign_pickles(tmp_path):
     folder = tmp_path / "c"
     folder.mkdir()
     with open(folder / "test_batch", "wb") as fh:
-        pickle.dump({"data": np.zeros((1, 3072), np.uint8), "labels": [0], "evil": Exception("x")}, fh)
+        pickle.dump(
+            {"data": np.zeros((1, 3072), np.uint8), "labels": [0], "evil": Exception("x")}, fh
+        )
     with pytest.raises(DataError, match="refusing"):
         load_cifar10(folder, "test")
     with pytest.raises(DataError, match="No CIFAR-10 train batches"):
@@ -65,7 +82,11 @@ def test_cifar10_refuses_foreign_pickles(tmp_path):
 
 def write_idx(path, arr, gz=False):
     code = {np.uint8: 0x08}[arr.dtype.type]
-    raw = struct.pack(">BBBB", 0, 0, code, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+    raw = (
+        struct.pack(">BBBB", 0, 0, code, arr.ndim)
+        + struct.pack(f">{arr.ndim}I", *arr.shape)
+        + arr.tobytes()
+    )
     path.write_bytes(gzip.compress(raw) if gz else raw)
 
 

@@ -29,7 +29,9 @@ def test_markdown_code_runs(path, tmp_path, monkeypatch):
 
 
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(losstopo.__path__, prefix="losstopo.") if not m.name.endswith("__main__")
+    m.name
+    for m in pkgutil.walk_packages(losstopo.__path__, prefix="losstopo.")
+    if not m.name.endswith("__main__")
 )
 
 
@@ -53,4 +55,3 @@ def test_every_public_name_documented_with_example():
         if ">>>" not in doc and ">>>" not in module_doc:
             missing.append(name)
     assert not missing, f"public names without a runnable example: {missing}"
-

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from losstopo import Grid, PlaneProjector, ParameterSpace, evaluate, random_directions
+from losstopo import Grid, ParameterSpace, PlaneProjector, evaluate, random_directions
 from losstopo.errors import DataError, EvaluationError, ShapeMismatchError
 from losstopo.models import MLP, SmallCNN
 
@@ -36,7 +36,9 @@ def assert_bitwise_same(model, snap):
         assert torch.equal(v, snap[k]), k
 
 
-@pytest.mark.parametrize("model_fn, images", [(lambda: MLP(64, (16,), 10), False), (lambda: SmallCNN(1, 10, 4), True)])
+@pytest.mark.parametrize(
+    "model_fn, images", [(lambda: MLP(64, (16,), 10), False), (lambda: SmallCNN(1, 10, 4), True)]
+)
 def test_values_match_reference(model_fn, images):
     torch.manual_seed(0)
     model = model_fn().eval()
@@ -77,7 +79,9 @@ def test_vmap_equals_sequential():
     proj = PlaneProjector(model, random_directions(model, seed=1))
     grid = Grid.square(resolution=5)
     a = evaluate(model, (x, y), "cross_entropy", proj, grid, mode="sequential", progress=False)
-    b = evaluate(model, (x, y), "cross_entropy", proj, grid, mode="vmap", vmap_size=4, progress=False)
+    b = evaluate(
+        model, (x, y), "cross_entropy", proj, grid, mode="vmap", vmap_size=4, progress=False
+    )
     np.testing.assert_allclose(a.values, b.values, rtol=1e-5)
     np.testing.assert_allclose(a.metrics["accuracy"], b.metrics["accuracy"])
 
@@ -88,15 +92,21 @@ def test_weighted_mean_over_unequal_batches(tiny_model, tiny_data):
     whole = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
     loader = DataLoader(TensorDataset(*tiny_data), batch_size=16)  # 16, 16, 16, 2
     batched = evaluate(tiny_model, loader, "cross_entropy", proj, grid, progress=False)
-    custom = evaluate(tiny_model, loader, torch.nn.functional.cross_entropy, proj, grid, progress=False)
-    streamed = evaluate(tiny_model, loader, "cross_entropy", proj, grid, progress=False, data_memory_cap=10)
+    custom = evaluate(
+        tiny_model, loader, torch.nn.functional.cross_entropy, proj, grid, progress=False
+    )
+    streamed = evaluate(
+        tiny_model, loader, "cross_entropy", proj, grid, progress=False, data_memory_cap=10
+    )
     for other in (batched, custom, streamed):
         np.testing.assert_allclose(other.values, whole.values, rtol=1e-5)
 
 
 def test_mse_and_batchnorm_recompute():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
+    )
     x = torch.randn(40, 3)
     y = torch.randn(40, 1)
     snap = snapshot(model)
@@ -136,7 +146,15 @@ def test_model_never_modified_after_exception(tiny_data):
     snap = snapshot(model)
     proj = PlaneProjector(model, random_directions(model, seed=0, ignore=None))
     with pytest.raises(EvaluationError, match=r"grid point \d+ \(x=.*boom"):
-        evaluate(model, tiny_data, "cross_entropy", proj, Grid.square(resolution=4), progress=False, batch_size=50)
+        evaluate(
+            model,
+            tiny_data,
+            "cross_entropy",
+            proj,
+            Grid.square(resolution=4),
+            progress=False,
+            batch_size=50,
+        )
     assert_bitwise_same(model, snap)
 
 
@@ -144,7 +162,14 @@ def test_nonfinite_losses_recorded_and_counted(tiny_model, tiny_data):
     proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0) * 1e38)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        f = evaluate(tiny_model, tiny_data, "cross_entropy", proj, Grid.square(resolution=3, extent=10.0), progress=False)
+        f = evaluate(
+            tiny_model,
+            tiny_data,
+            "cross_entropy",
+            proj,
+            Grid.square(resolution=3, extent=10.0),
+            progress=False,
+        )
     assert f.attrs["n_nonfinite"] == int((~np.isfinite(f.values)).sum()) > 0
     assert sum("non-finite" in str(w.message) for w in caught) == 1
 
@@ -159,9 +184,18 @@ def test_bad_inputs(tiny_model, tiny_data):
     with pytest.raises(DataError, match="float"):
         evaluate(tiny_model, (x, y), "mse", proj, Grid.square(3), progress=False)
     with pytest.raises(ShapeMismatchError, match="2 components but the grid has 3 axes"):
-        evaluate(tiny_model, tiny_data, "cross_entropy", proj, Grid.square(3, dims=3), progress=False)
+        evaluate(
+            tiny_model, tiny_data, "cross_entropy", proj, Grid.square(3, dims=3), progress=False
+        )
     with pytest.raises(EvaluationError, match="fails on the data"):
-        evaluate(tiny_model, (torch.randn(10, 5), y[:10]), "cross_entropy", proj, Grid.square(3), progress=False)
+        evaluate(
+            tiny_model,
+            (torch.randn(10, 5), y[:10]),
+            "cross_entropy",
+            proj,
+            Grid.square(3),
+            progress=False,
+        )
 
 
 def test_trajectory_paths(tiny_model, tiny_data):
@@ -174,4 +208,6 @@ def test_trajectory_paths(tiny_model, tiny_data):
     path = f.paths["run0"]
     assert len(path) == len(traj)
     np.testing.assert_allclose(path.coords[-1], 0.0, atol=1e-5)  # the last checkpoint is the centre
-    assert path.loss[-1] == pytest.approx(float(torch.nn.functional.cross_entropy(tiny_model(tiny_data[0]), tiny_data[1])), rel=1e-5)
+    assert path.loss[-1] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(tiny_model(tiny_data[0]), tiny_data[1])), rel=1e-5
+    )

@@ -11,7 +11,10 @@ def make_field():
     x, y = np.meshgrid(*g.axes.values(), indexing="ij")
     path = ProjectedPath(coords=[[0.5, 0.5], [0.0, 0.1]], step=[0, 5], loss=[1.0, 0.1], run="a")
     return LossField(
-        x**2 + y**2, g, metrics={"accuracy": 1 - x**2}, attrs={"seed": 3, "nested": {"k": [1, 2]}},
+        x**2 + y**2,
+        g,
+        metrics={"accuracy": 1 - x**2},
+        attrs={"seed": 3, "nested": {"k": [1, 2]}},
         paths={"a": path},
     )
 

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from losstopo import Grid, LossField, PlaneProjector, evaluate, random_directions
 from losstopo.errors import EvaluationError, FieldFormatError, StoreMismatchError
@@ -125,11 +124,23 @@ def test_resume_with_other_arguments_refused(tmp_path, slow_module):
     other_dirs = PlaneProjector(model, random_directions(model, seed=1, ignore=None))
     same_dirs = PlaneProjector(model, random_directions(model, seed=0, ignore=None))
     with pytest.raises(StoreMismatchError, match="projector"):
-        evaluate(model, (x, y), "cross_entropy", other_dirs, Grid.square(9), store=store, progress=False)
+        evaluate(
+            model, (x, y), "cross_entropy", other_dirs, Grid.square(9), store=store, progress=False
+        )
     with pytest.raises(StoreMismatchError, match="grid"):
-        evaluate(model, (x, y), "cross_entropy", same_dirs, Grid.square(7), store=store, progress=False)
+        evaluate(
+            model, (x, y), "cross_entropy", same_dirs, Grid.square(7), store=store, progress=False
+        )
     with pytest.raises(StoreMismatchError, match="data"):
-        evaluate(model, (x[:30], y[:30]), "cross_entropy", same_dirs, Grid.square(9), store=store, progress=False)
+        evaluate(
+            model,
+            (x[:30], y[:30]),
+            "cross_entropy",
+            same_dirs,
+            Grid.square(9),
+            store=store,
+            progress=False,
+        )
     assert store.read_bytes() == before
 
 
@@ -153,15 +164,22 @@ def test_two_process_sharding_equals_single(tmp_path, slow_module):
         f"""
         import sys; sys.path.insert(0, {str(tmp_path)!r})
         import slownet, numpy as np
-        field = slownet.run({str(tmp_path / 'sharded.h5')!r}, chunk_size=3)
+        field = slownet.run({str(tmp_path / "sharded.h5")!r}, chunk_size=3)
         import os
         np.save({str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.npy", field.values)
         """
     )
     procs = []
     for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LOSSTOPO_BACKEND="gloo")
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            LOSSTOPO_BACKEND="gloo",
+        )
         procs.append(subprocess.Popen([sys.executable, "-c", script], env=env))
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     single = slow_module.run(None)

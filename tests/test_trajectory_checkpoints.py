@@ -22,7 +22,16 @@ def test_train_records_and_is_deterministic(tiny_data):
 
 
 def test_step_recording(tiny_model, tiny_data):
-    t = train(tiny_model, tiny_data, epochs=2, seed=0, progress=False, batch_size=10, record_every=2, record_unit="step")
+    t = train(
+        tiny_model,
+        tiny_data,
+        epochs=2,
+        seed=0,
+        progress=False,
+        batch_size=10,
+        record_every=2,
+        record_unit="step",
+    )
     assert t.steps.tolist() == [0, 2, 4, 6, 8, 10]
 
 

@@ -25,7 +25,9 @@ from .errors import CheckpointError
 from .space import ParameterSpace
 
 
-def load_state_dict(path: str | os.PathLike[str], allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+def load_state_dict(
+    path: str | os.PathLike[str], allow_pickle: bool = False
+) -> dict[str, torch.Tensor]:
     """Read a state_dict (or a dict holding one under ``"state_dict"``/``"model"``) from ``path``.
 
     With ``allow_pickle=False`` (the default) the file is read with ``weights_only=True``, which
@@ -43,7 +45,9 @@ def load_state_dict(path: str | os.PathLike[str], allow_pickle: bool = False) ->
             "(--allow-pickle on the command line), or re-save it as model.state_dict()."
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"Checkpoint {path} cannot be read ({exc}); it may be corrupt.") from exc
+        raise CheckpointError(
+            f"Checkpoint {path} cannot be read ({exc}); it may be corrupt."
+        ) from exc
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
     if isinstance(obj, Mapping):
@@ -60,7 +64,9 @@ def load_state_dict(path: str | os.PathLike[str], allow_pickle: bool = False) ->
     return dict(obj)
 
 
-def load_into(model: nn.Module, path: str | os.PathLike[str], allow_pickle: bool = False) -> nn.Module:
+def load_into(
+    model: nn.Module, path: str | os.PathLike[str], allow_pickle: bool = False
+) -> nn.Module:
     """Load a checkpoint into ``model`` after checking every tensor's name and shape.
 
     The first mismatching tensor is named in the error and the model is left untouched.

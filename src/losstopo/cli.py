@@ -24,7 +24,9 @@ from .errors import InvalidParameterError, LosstopoError
 def _import_object(spec: str, what: str) -> Any:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise InvalidParameterError(f"{what} {spec!r} must be a built-in name or 'module:function'.")
+        raise InvalidParameterError(
+            f"{what} {spec!r} must be a built-in name or 'module:function'."
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -36,7 +38,9 @@ def _import_object(spec: str, what: str) -> Any:
         ) from exc
     obj = getattr(module, attr, None)
     if obj is None:
-        raise InvalidParameterError(f"Module {module_name!r} has no attribute {attr!r} (from {what} {spec!r}).")
+        raise InvalidParameterError(
+            f"Module {module_name!r} has no attribute {attr!r} (from {what} {spec!r})."
+        )
     return obj
 
 
@@ -55,7 +59,9 @@ def resolve_model(spec: str, seed: int = 0) -> Any:
     obj = _import_object(spec, "model")
     model = obj() if callable(obj) and not isinstance(obj, nn.Module) else obj
     if not isinstance(model, nn.Module):
-        raise InvalidParameterError(f"Model {spec!r} gave a {type(model).__name__}, expected an nn.Module.")
+        raise InvalidParameterError(
+            f"Model {spec!r} gave a {type(model).__name__}, expected an nn.Module."
+        )
     return model
 
 
@@ -103,30 +109,57 @@ def cmd_landscape(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
         loss = "mse" if args.loss == "mse" or args.model == "pinn" else args.loss
         if not args.quiet:
-            print(f"training built-in {args.model} on {data_spec} (seed {args.seed}, {args.epochs} epochs)")
-        train(model, data, epochs=args.epochs, seed=args.seed, loss=loss, progress=not args.quiet,
-              lr=0.05 if args.model == "cnn" else 0.1)
+            print(
+                f"training built-in {args.model} on {data_spec} (seed {args.seed}, {args.epochs} epochs)"
+            )
+        train(
+            model,
+            data,
+            epochs=args.epochs,
+            seed=args.seed,
+            loss=loss,
+            progress=not args.quiet,
+            lr=0.05 if args.model == "cnn" else 0.1,
+        )
     loss_name = "mse" if args.model == "pinn" else args.loss
     directions = random_directions(
-        model, n=args.dims, normalization=args.normalization,
-        ignore=None if args.ignore == "none" else args.ignore, seed=args.seed,
+        model,
+        n=args.dims,
+        normalization=args.normalization,
+        ignore=None if args.ignore == "none" else args.ignore,
+        seed=args.seed,
     )
     proj = PlaneProjector(model, directions)
     grid = Grid.square(resolution=args.resolution, extent=args.extent, dims=args.dims)
     rank = int(os.environ.get("RANK", "0"))
     t0 = time.perf_counter()
     field = evaluate(
-        model, data, loss_name, proj, grid, store=out, mode=args.mode, device=args.device,
-        progress=not args.quiet and rank == 0, bn=args.bn,
-        attrs={"seed": args.seed, "normalization": args.normalization, "ignore": args.ignore,
-               "model_spec": args.model, "data_spec": data_spec,
-               "checkpoint": str(args.checkpoint) if args.checkpoint else None},
+        model,
+        data,
+        loss_name,
+        proj,
+        grid,
+        store=out,
+        mode=args.mode,
+        device=args.device,
+        progress=not args.quiet and rank == 0,
+        bn=args.bn,
+        attrs={
+            "seed": args.seed,
+            "normalization": args.normalization,
+            "ignore": args.ignore,
+            "model_spec": args.model,
+            "data_spec": data_spec,
+            "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+        },
     )
     if rank == 0 and not args.quiet:
         lo = field.argmin()
-        print(f"wrote {out}: {field.grid.size} points in {time.perf_counter() - t0:.1f} s; "
-              f"loss at centre {_centre_value(field):.4g}, min {float(_finite_min(field)):.4g} at "
-              + ", ".join(f"{n}={c:.3g}" for n, c in zip(field.grid.names, lo, strict=True)))
+        print(
+            f"wrote {out}: {field.grid.size} points in {time.perf_counter() - t0:.1f} s; "
+            f"loss at centre {_centre_value(field):.4g}, min {float(_finite_min(field)):.4g} at "
+            + ", ".join(f"{n}={c:.3g}" for n, c in zip(field.grid.names, lo, strict=True))
+        )
     return 0
 
 
@@ -161,8 +194,15 @@ def _spawn_workers(args: argparse.Namespace, model: Any, data: Any) -> int:
         load_into(model, args.checkpoint, allow_pickle=args.allow_pickle)
     elif args.model in ("mlp", "cnn", "pinn"):
         torch.manual_seed(args.seed)
-        train(model, data, epochs=args.epochs, seed=args.seed, progress=False,
-              loss="mse" if args.model == "pinn" else args.loss, lr=0.05 if args.model == "cnn" else 0.1)
+        train(
+            model,
+            data,
+            epochs=args.epochs,
+            seed=args.seed,
+            progress=False,
+            loss="mse" if args.model == "pinn" else args.loss,
+            lr=0.05 if args.model == "cnn" else 0.1,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "model.pt"
         torch.save(model.state_dict(), ckpt)
@@ -173,9 +213,16 @@ def _spawn_workers(args: argparse.Namespace, model: Any, data: Any) -> int:
         port = _free_port()
         procs = []
         for rank in range(args.workers):
-            env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(args.workers),
-                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LOSSTOPO_BACKEND="gloo",
-                       OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+            env = dict(
+                os.environ,
+                RANK=str(rank),
+                LOCAL_RANK=str(rank),
+                WORLD_SIZE=str(args.workers),
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(port),
+                LOSSTOPO_BACKEND="gloo",
+                OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+            )
             procs.append(subprocess.Popen([sys.executable, "-m", "losstopo.cli", *argv], env=env))
         codes = [p.wait() for p in procs]
     return max(codes)
@@ -206,14 +253,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     done, total, complete = store_progress(args.file)
     if not complete:
-        print(f"{args.file}: partial run, {done} of {total} points computed; rerun the same command to resume.")
+        print(
+            f"{args.file}: partial run, {done} of {total} points computed; rerun the same command to resume."
+        )
         return 0
     field = LossField.load(args.file)
     v = field.values
     finite = v[np.isfinite(v)]
     print(f"{args.file}")
     print(f"  grid      {field.grid!r}")
-    print(f"  loss      min {finite.min():.6g}  max {finite.max():.6g}  (non-finite: {v.size - finite.size})")
+    print(
+        f"  loss      min {finite.min():.6g}  max {finite.max():.6g}  (non-finite: {v.size - finite.size})"
+    )
     for name, arr in field.metrics.items():
         print(f"  {name:<9} min {np.nanmin(arr):.6g}  max {np.nanmax(arr):.6g}")
     for name, path in field.paths.items():
@@ -237,8 +288,12 @@ def cmd_topology(args: argparse.Namespace) -> int:
             f"The directory {Path(args.json).resolve().parent} for --json does not exist; create it first."
         )
     field = LossField.load(args.file)
-    summary = analyze(field, min_persistence=args.min_persistence, relative=args.relative,
-                      connectivity=args.connectivity)
+    summary = analyze(
+        field,
+        min_persistence=args.min_persistence,
+        relative=args.relative,
+        connectivity=args.connectivity,
+    )
     print(format_summary(summary))
     if args.json:
         Path(args.json).write_text(json.dumps(summary.to_dict(), indent=2))
@@ -252,9 +307,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     field = LossField.load(args.file)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise InvalidParameterError(f"--out {out} is a file; give a directory for the exported files.")
+        raise InvalidParameterError(
+            f"--out {out} is a file; give a directory for the exported files."
+        )
     if not out.parent.resolve().is_dir():
-        raise InvalidParameterError(f"The parent directory of --out {out} does not exist; create it first.")
+        raise InvalidParameterError(
+            f"The parent directory of --out {out} does not exist; create it first."
+        )
     out.mkdir(exist_ok=True)
     if args.format == "ply":
         from .export import write_ply
@@ -297,15 +356,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     demo = sub.add_parser("demo", help="run the whole story on built-in data (digits)")
-    demo.add_argument("--out", default="demo-output", help="output directory (default: demo-output)")
+    demo.add_argument(
+        "--out", default="demo-output", help="output directory (default: demo-output)"
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 
     land = sub.add_parser("landscape", help="evaluate a random-direction landscape around a model")
-    land.add_argument("--model", required=True, help="built-in name (mlp, cnn, resnet20, ...) or module:function")
+    land.add_argument(
+        "--model", required=True, help="built-in name (mlp, cnn, resnet20, ...) or module:function"
+    )
     land.add_argument("--checkpoint", help="state_dict file to load into the model (weights_only)")
-    land.add_argument("--allow-pickle", action="store_true", help="trust a checkpoint that needs full pickle")
-    land.add_argument("--data", help="built-in data name (digits, digits-images, synthetic, ...) or module:function")
+    land.add_argument(
+        "--allow-pickle", action="store_true", help="trust a checkpoint that needs full pickle"
+    )
+    land.add_argument(
+        "--data",
+        help="built-in data name (digits, digits-images, synthetic, ...) or module:function",
+    )
     land.add_argument("--loss", default="cross_entropy", choices=["cross_entropy", "mse"])
     land.add_argument("--resolution", type=int, default=41, help="points per axis (default 41)")
     land.add_argument("--extent", type=float, default=1.0, help="each axis spans [-extent, extent]")
@@ -313,12 +381,25 @@ def build_parser() -> argparse.ArgumentParser:
     land.add_argument("--normalization", default="filter", choices=["filter", "layer", "none"])
     land.add_argument("--ignore", default="biasbn", choices=["biasbn", "none"])
     land.add_argument("--seed", type=int, default=0)
-    land.add_argument("--epochs", type=int, default=10, help="training epochs for a built-in model without --checkpoint")
-    land.add_argument("--out", required=True, help="output HDF5 file; resumes a matching partial run")
-    land.add_argument("--workers", type=int, default=1, help="local processes sharding the grid (gloo)")
+    land.add_argument(
+        "--epochs",
+        type=int,
+        default=10,
+        help="training epochs for a built-in model without --checkpoint",
+    )
+    land.add_argument(
+        "--out", required=True, help="output HDF5 file; resumes a matching partial run"
+    )
+    land.add_argument(
+        "--workers", type=int, default=1, help="local processes sharding the grid (gloo)"
+    )
     land.add_argument("--mode", default="auto", choices=["auto", "sequential", "vmap"])
-    land.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
-    land.add_argument("--bn", default="eval", choices=["eval", "recompute"], help="BatchNorm policy")
+    land.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)"
+    )
+    land.add_argument(
+        "--bn", default="eval", choices=["eval", "recompute"], help="BatchNorm policy"
+    )
     land.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     land.set_defaults(func=cmd_landscape)
 
@@ -326,25 +407,41 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file")
     info.set_defaults(func=cmd_info)
 
-    topo = sub.add_parser("topology", help="critical points, merge trees, persistence and basins of a field")
+    topo = sub.add_parser(
+        "topology", help="critical points, merge trees, persistence and basins of a field"
+    )
     topo.add_argument("file", help="a field file written by losstopo")
-    topo.add_argument("--min-persistence", type=float, default=0.0,
-                      help="simplification threshold (absolute, or a fraction of the value range with --relative)")
-    topo.add_argument("--relative", action="store_true", help="read --min-persistence as a fraction of the range")
+    topo.add_argument(
+        "--min-persistence",
+        type=float,
+        default=0.0,
+        help="simplification threshold (absolute, or a fraction of the value range with --relative)",
+    )
+    topo.add_argument(
+        "--relative", action="store_true", help="read --min-persistence as a fraction of the range"
+    )
     topo.add_argument("--connectivity", default="freudenthal", choices=["freudenthal", "cubical"])
     topo.add_argument("--json", help="also write the summary as JSON to this file")
     topo.set_defaults(func=cmd_topology)
 
-    exp = sub.add_parser("export", help="write a field (and its topology) for ParaView or as a PLY mesh")
+    exp = sub.add_parser(
+        "export", help="write a field (and its topology) for ParaView or as a PLY mesh"
+    )
     exp.add_argument("file", help="a field file written by losstopo")
     exp.add_argument("--out", required=True, help="output directory (created if missing)")
-    exp.add_argument("--format", default="vtk", choices=["vtk", "ply"],
-                     help="vtk: .vti/.vtp/.vtm bundle + open_in_paraview.py; ply: a height-field mesh of a 2D field")
+    exp.add_argument(
+        "--format",
+        default="vtk",
+        choices=["vtk", "ply"],
+        help="vtk: .vti/.vtp/.vtm bundle + open_in_paraview.py; ply: a height-field mesh of a 2D field",
+    )
     exp.add_argument("--log", action="store_true", help="PLY heights from log10 of the loss")
     exp.set_defaults(func=cmd_export)
 
     rep = sub.add_parser("report", help="write a self-contained report.html for a run directory")
-    rep.add_argument("run_dir", help="a directory with fields, plots and summaries (e.g. demo-output)")
+    rep.add_argument(
+        "run_dir", help="a directory with fields, plots and summaries (e.g. demo-output)"
+    )
     rep.add_argument("--out", help="output file (default RUN_DIR/report.html)")
     rep.set_defaults(func=cmd_report)
 
@@ -366,7 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"losstopo {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"losstopo {args.command}: interrupted; results written so far are kept.", file=sys.stderr)
+        print(
+            f"losstopo {args.command}: interrupted; results written so far are kept.",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -49,7 +49,8 @@ def resolve_loss(loss: str | LossFn) -> tuple[LossFn, str]:
 def check_targets(targets: torch.Tensor, loss_name: str) -> None:
     """Refuse targets whose dtype cannot work with a named loss."""
     if loss_name == "cross_entropy" and not (
-        targets.dtype in (torch.int64, torch.int32, torch.uint8, torch.int16) or targets.is_floating_point()
+        targets.dtype in (torch.int64, torch.int32, torch.uint8, torch.int16)
+        or targets.is_floating_point()
     ):
         raise DataError(f"cross_entropy needs integer class targets; got dtype {targets.dtype}.")
     if loss_name == "cross_entropy" and targets.is_floating_point() and targets.dim() == 1:
@@ -73,7 +74,9 @@ def _as_pair(batch: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         )
     x, y = batch[0], batch[1]
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise InvalidTypeError(f"Batch {i} must hold tensors; got {type(x).__name__}, {type(y).__name__}.")
+        raise InvalidTypeError(
+            f"Batch {i} must hold tensors; got {type(x).__name__}, {type(y).__name__}."
+        )
     if len(x) != len(y):
         raise DataError(f"Batch {i} has {len(x)} inputs but {len(y)} targets.")
     return x, y
@@ -102,7 +105,11 @@ class EvalData:
 
         Data under ``memory_cap`` bytes is concatenated and moved to ``device`` once.
         """
-        if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        if (
+            isinstance(data, (tuple, list))
+            and len(data) == 2
+            and all(isinstance(t, torch.Tensor) for t in data)
+        ):
             batches = [_as_pair(data, 0)]
             source: Any = None
         else:
@@ -124,27 +131,41 @@ class EvalData:
             for t in (x, y):
                 arr = t.detach().cpu().contiguous()
                 h.update(str(arr.dtype).encode() + str(tuple(arr.shape)).encode())
-                h.update(arr.numpy().tobytes() if arr.dtype != torch.bfloat16 else arr.float().numpy().tobytes())
+                h.update(
+                    arr.numpy().tobytes()
+                    if arr.dtype != torch.bfloat16
+                    else arr.float().numpy().tobytes()
+                )
                 nbytes += arr.element_size() * arr.numel()
         x0, y0 = batches[0]
-        description = {
+        digest = h.hexdigest()[:16]
+        description: dict[str, Any] = {
             "n_samples": n,
             "input_shape": list(x0.shape[1:]),
             "target_dtype": str(y0.dtype).replace("torch.", ""),
-            "hash": h.hexdigest()[:16],
+            "hash": digest,
         }
         if nbytes <= memory_cap:
             inputs = torch.cat([x for x, _ in batches]).to(device)
             targets = torch.cat([y for _, y in batches]).to(device)
-            return cls(inputs, targets, None, n, description["hash"], description)
+            return cls(inputs, targets, None, n, digest, description)
         description["streamed"] = True
-        return cls(None, None, source if source is not None else batches, n, description["hash"], description)
+        return cls(
+            None,
+            None,
+            source if source is not None else batches,
+            n,
+            digest,
+            description,
+        )
 
     @property
     def resident(self) -> bool:
         return self.inputs is not None
 
-    def batches(self, batch_size: int, device: torch.device | str) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, device: torch.device | str
+    ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of the data on ``device`` (views when resident)."""
         if self.inputs is not None and self.targets is not None:
             for i in range(0, self.n_samples, batch_size):

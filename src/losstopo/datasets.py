@@ -111,7 +111,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         )
 
 
-def load_cifar10(folder: str | Path, split: Literal["train", "test"] = "train") -> tuple[torch.Tensor, torch.Tensor]:
+def load_cifar10(
+    folder: str | Path, split: Literal["train", "test"] = "train"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Read CIFAR-10's python batches (``data_batch_1..5``, ``test_batch``) from ``folder``.
 
     Returns float images ``(n, 3, 32, 32)`` in [0, 1] and int64 labels. Nothing is downloaded.
@@ -143,7 +145,14 @@ def load_cifar10(folder: str | Path, split: Literal["train", "test"] = "train") 
 
 
 # ---------------------------------------------------------------------- MNIST
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, Any] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -164,7 +173,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
-def load_mnist(folder: str | Path, split: Literal["train", "test"] = "train") -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(
+    folder: str | Path, split: Literal["train", "test"] = "train"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Read MNIST idx files (``train-images-idx3-ubyte[.gz]`` ...) from ``folder``.
 
     Returns float images ``(n, 1, 28, 28)`` in [0, 1] and int64 labels. Nothing is downloaded.

@@ -24,12 +24,12 @@ import torch
 
 from . import Grid, LossField, PlaneProjector, Trajectory, evaluate, random_directions, train
 from .datasets import digits
-from .export import write_paraview
-from .report import write_report
-from .topology import TopologySummary, analyze
 from .errors import InvalidParameterError
+from .export import write_paraview
 from .models import MLP, SmallCNN
+from .report import write_report
 from .space import ParameterSpace
+from .topology import TopologySummary, analyze
 
 
 @dataclass
@@ -43,8 +43,12 @@ class DemoModel:
 
 
 DEMO_MODELS = (
-    DemoModel("mlp", lambda: MLP(64, (128, 128), 10), images=False, epochs=20, lr=0.1, resolution=41),
-    DemoModel("cnn", lambda: SmallCNN(1, 10, width=16), images=True, epochs=12, lr=0.05, resolution=25),
+    DemoModel(
+        "mlp", lambda: MLP(64, (128, 128), 10), images=False, epochs=20, lr=0.1, resolution=41
+    ),
+    DemoModel(
+        "cnn", lambda: SmallCNN(1, 10, width=16), images=True, epochs=12, lr=0.05, resolution=25
+    ),
 )
 
 
@@ -71,7 +75,9 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise InvalidParameterError(f"--out {out} is a file; give a directory (it is created if missing).")
+        raise InvalidParameterError(
+            f"--out {out} is a file; give a directory (it is created if missing)."
+        )
     out.mkdir(parents=True, exist_ok=True)
     log = _Log(quiet)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -87,9 +93,13 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         model = spec.build()
         init = ParameterSpace.from_module(model).flatten(model).clone()
         t0 = time.perf_counter()
-        traj = train(model, train_data, epochs=spec.epochs, lr=spec.lr, seed=0, run=spec.name, progress=False)
-        log(f"{spec.name}: trained {spec.epochs} epochs in {time.perf_counter() - t0:.1f} s "
-            f"({traj.n_params} parameters, {len(traj)} checkpoints)")
+        traj = train(
+            model, train_data, epochs=spec.epochs, lr=spec.lr, seed=0, run=spec.name, progress=False
+        )
+        log(
+            f"{spec.name}: trained {spec.epochs} epochs in {time.perf_counter() - t0:.1f} s "
+            f"({traj.n_params} parameters, {len(traj)} checkpoints)"
+        )
         trajectories[spec.name] = traj
         models[spec.name] = model
 
@@ -98,8 +108,13 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         plane = PlaneProjector(model, directions)
         t0 = time.perf_counter()
         field = evaluate(
-            model, train_data, "cross_entropy", plane, Grid.square(spec.resolution, extent=1.0),
-            progress=not quiet, trajectory=traj,
+            model,
+            train_data,
+            "cross_entropy",
+            plane,
+            Grid.square(spec.resolution, extent=1.0),
+            progress=not quiet,
+            trajectory=traj,
             attrs={"seed": 0, "normalization": "filter", "ignore": "biasbn", "split": "train"},
         )
         plane_seconds = time.perf_counter() - t0
@@ -108,18 +123,27 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         field = field.with_topology(topo)
         field.save(out / f"{spec.name}_plane.h5")
         topology[spec.name] = topo.to_dict()
-        log(f"{spec.name}: topology: {topo.n_minima} persistent minima, {topo.n_saddles} saddles, "
-            f"{topo.n_maxima} maxima (Morse sum {topo.morse_sum})")
+        log(
+            f"{spec.name}: topology: {topo.n_minima} persistent minima, {topo.n_saddles} saddles, "
+            f"{topo.n_maxima} maxima (Morse sum {topo.morse_sum})"
+        )
         plot.save_figure(
-            plot.plot_contour(field, log=True, critical_points=topo, title=f"{spec.name}: random plane (log loss)"),
-            out / f"{spec.name}_contour.png")
+            plot.plot_contour(
+                field, log=True, critical_points=topo, title=f"{spec.name}: random plane (log loss)"
+            ),
+            out / f"{spec.name}_contour.png",
+        )
         plot.save_figure(plot.plot_merge_tree(topo), out / f"{spec.name}_merge_tree.png")
-        plot.save_figure(plot.plot_persistence_diagram(topo.diagram), out / f"{spec.name}_persistence.png")
+        plot.save_figure(
+            plot.plot_persistence_diagram(topo.diagram), out / f"{spec.name}_persistence.png"
+        )
         bundle = out / "paraview" / spec.name
         bundle.mkdir(parents=True, exist_ok=True)
         write_paraview(field, bundle, topology=topo)
-        plot.save_figure(plot.plot_surface(field, log=True, title=f"{spec.name}: loss surface"),
-                         out / f"{spec.name}_surface.png")
+        plot.save_figure(
+            plot.plot_surface(field, log=True, title=f"{spec.name}: loss surface"),
+            out / f"{spec.name}_surface.png",
+        )
 
         # 1D interpolation from the initialisation to the minimum, train and test.
         final = ParameterSpace.from_module(model).flatten(model)
@@ -128,17 +152,28 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         f_train = evaluate(model, train_data, "cross_entropy", line, grid1, progress=False)
         f_test = evaluate(model, test_data, "cross_entropy", line, grid1, progress=False)
         profile = LossField(
-            f_train.values, grid1,
-            metrics={"test_loss": f_test.values, "train_accuracy": f_train.metrics["accuracy"],
-                     "test_accuracy": f_test.metrics["accuracy"]},
-            attrs={**f_train.attrs, "split": "train (values), test (test_loss)",
-                   "interpolation": "alpha=0 initialisation, alpha=1 minimum"},
+            f_train.values,
+            grid1,
+            metrics={
+                "test_loss": f_test.values,
+                "train_accuracy": f_train.metrics["accuracy"],
+                "test_accuracy": f_test.metrics["accuracy"],
+            },
+            attrs={
+                **f_train.attrs,
+                "split": "train (values), test (test_loss)",
+                "interpolation": "alpha=0 initialisation, alpha=1 minimum",
+            },
         )
         profile.save(out / f"{spec.name}_interpolation.h5")
-        plot.save_figure(plot.plot_profile(profile, title=f"{spec.name}: initialisation (0) to minimum (1)"),
-                         out / f"{spec.name}_interpolation.png")
+        plot.save_figure(
+            plot.plot_profile(profile, title=f"{spec.name}: initialisation (0) to minimum (1)"),
+            out / f"{spec.name}_interpolation.png",
+        )
 
-        summary["models"][spec.name] = _model_summary(spec, traj, field, profile, plane_seconds, topo)
+        summary["models"][spec.name] = _model_summary(
+            spec, traj, field, profile, plane_seconds, topo
+        )
 
     (out / "topology.json").write_text(json.dumps(topology, indent=2))
     summary["seconds"] = round(log_elapsed(log), 1)
@@ -155,7 +190,11 @@ def log_elapsed(log: _Log) -> float:
 
 
 def _model_summary(
-    spec: DemoModel, traj: Trajectory, field: LossField, profile: LossField, seconds: float,
+    spec: DemoModel,
+    traj: Trajectory,
+    field: LossField,
+    profile: LossField,
+    seconds: float,
     topo: TopologySummary,
 ) -> dict[str, Any]:
     v = field.values
@@ -169,9 +208,13 @@ def _model_summary(
         "n_params": traj.n_params,
         "epochs": spec.epochs,
         "train_loss": round(float(profile.values[np.argmin(np.abs(alpha - 1))]), 5),
-        "train_accuracy": round(float(profile.metrics["train_accuracy"][np.argmin(np.abs(alpha - 1))]), 4),
+        "train_accuracy": round(
+            float(profile.metrics["train_accuracy"][np.argmin(np.abs(alpha - 1))]), 4
+        ),
         "test_loss": round(float(profile.metrics["test_loss"][np.argmin(np.abs(alpha - 1))]), 5),
-        "test_accuracy": round(float(profile.metrics["test_accuracy"][np.argmin(np.abs(alpha - 1))]), 4),
+        "test_accuracy": round(
+            float(profile.metrics["test_accuracy"][np.argmin(np.abs(alpha - 1))]), 4
+        ),
         "plane": {
             "resolution": field.grid.shape[0],
             "centre_loss": round(centre_loss, 5),

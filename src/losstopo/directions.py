@@ -81,7 +81,9 @@ def random_directions(
         for name in space.names:
             w = weights[name]
             d = torch.randn(w.shape, generator=gen, dtype=torch.float64)
-            parts.append(_normalize(d, w.detach().cpu().double(), normalization, ignore).reshape(-1))
+            parts.append(
+                _normalize(d, w.detach().cpu().double(), normalization, ignore).reshape(-1)
+            )
         rows.append(torch.cat(parts))
     out = torch.stack(rows)
     if orthogonalize:
@@ -90,7 +92,9 @@ def random_directions(
     return out.to(device=ref.device, dtype=ref.dtype)
 
 
-def _normalize(d: torch.Tensor, w: torch.Tensor, normalization: str, ignore: str | None) -> torch.Tensor:
+def _normalize(
+    d: torch.Tensor, w: torch.Tensor, normalization: str, ignore: str | None
+) -> torch.Tensor:
     if d.dim() <= 1:
         if ignore == "biasbn":
             return torch.zeros_like(d)
@@ -106,7 +110,7 @@ def _normalize(d: torch.Tensor, w: torch.Tensor, normalization: str, ignore: str
 
 
 def _gram_schmidt(rows: torch.Tensor) -> torch.Tensor:
-    out = []
+    out: list[torch.Tensor] = []
     for r in rows:
         norm = r.norm()
         v = r.clone()

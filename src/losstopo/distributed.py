@@ -21,7 +21,11 @@ def world() -> tuple[int, int]:
         return dist.get_rank(), dist.get_world_size()
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size > 1 and dist.is_available() and "MASTER_ADDR" in os.environ:
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("LOSSTOPO_BACKEND") != "gloo" else "gloo"
+        backend = (
+            "nccl"
+            if torch.cuda.is_available() and os.environ.get("LOSSTOPO_BACKEND") != "gloo"
+            else "gloo"
+        )
         dist.init_process_group(backend=backend)
         atexit.register(_shutdown)
         return dist.get_rank(), dist.get_world_size()
@@ -49,7 +53,9 @@ def gather(obj: Any, size: int) -> list[Any]:
 def local_device(size: int) -> torch.device:
     """The device of this rank: its local GPU when CUDA is available, else the CPU."""
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        return torch.device(
+            "cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
+        )
     return torch.device("cpu")
 
 

@@ -83,11 +83,17 @@ class Evaluator:
             params[name].data = view
         for p in self.net.parameters():
             p.requires_grad_(False)
-        self._bn_modules = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self._bn_modules = [
+            m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        ]
         self.linear = bool(getattr(projector, "linear", False))
         if self.linear:
-            self.center = torch.as_tensor(np.asarray(projector.center_), dtype=self.dtype, device=device)
-            self.components = torch.as_tensor(np.asarray(projector.components_), dtype=self.dtype, device=device)
+            self.center = torch.as_tensor(
+                np.asarray(projector.center_), dtype=self.dtype, device=device
+            )
+            self.components = torch.as_tensor(
+                np.asarray(projector.components_), dtype=self.dtype, device=device
+            )
         self._tune = batch_size is None
         self.batch_size = batch_size or min(data.n_samples, 4096)
         self._split: _FirstLayerSplit | None = None
@@ -96,7 +102,12 @@ class Evaluator:
     # ------------------------------------------------------------------ setup
     def prepare(self, n_points: int) -> None:
         """Build the fast path and choose the batch size by timing whole points in a steady loop."""
-        use_split = self._first_layer_requested and self.linear and self.bn != "recompute" and self.data.resident
+        use_split = (
+            self._first_layer_requested
+            and self.linear
+            and self.bn != "recompute"
+            and self.data.resident
+        )
         n = self.data.n_samples
         candidates = sorted({min(n, b) for b in (n, 2048, 512, 128)}, reverse=True)
         if not (self._tune and self.data.resident and n_points >= 20 and len(candidates) > 1):
@@ -108,7 +119,9 @@ class Evaluator:
             self.batch_size = bs
             self._split = _FirstLayerSplit.build(self) if use_split else None
             self.set_point(zero)
-            self._evaluate_current(zero)  # the first pass after a batch-size change is slow: not timed
+            self._evaluate_current(
+                zero
+            )  # the first pass after a batch-size change is slow: not timed
             times = []
             for _ in range(3):
                 t0 = time.perf_counter()
@@ -137,7 +150,9 @@ class Evaluator:
             assert decoded is not None
             self.flat.copy_(torch.as_tensor(decoded, dtype=self.dtype))
 
-    def evaluate(self, coords: np.ndarray, mode: str = "sequential", vmap_size: int = 8) -> np.ndarray:
+    def evaluate(
+        self, coords: np.ndarray, mode: str = "sequential", vmap_size: int = 8
+    ) -> np.ndarray:
         """Loss and metrics at each row of ``coords``: array (n, 1 + n_metrics)."""
         coords = np.atleast_2d(np.asarray(coords, dtype=np.float64))
         decoded = None if self.linear else np.asarray(self.projector.inverse_transform(coords))
@@ -209,10 +224,14 @@ class Evaluator:
                 flat = self.center[None, :] + a @ self.components
             else:
                 assert decoded is not None
-                flat = torch.as_tensor(decoded[start : start + k], dtype=self.dtype, device=self.device)
+                flat = torch.as_tensor(
+                    decoded[start : start + k], dtype=self.dtype, device=self.device
+                )
             params = {
                 n: flat[:, o : o + m].reshape(len(block), *s)
-                for n, o, m, s in zip(names, self.space.offsets, self.space.numels, self.space.shapes, strict=True)
+                for n, o, m, s in zip(
+                    names, self.space.offsets, self.space.numels, self.space.shapes, strict=True
+                )
             }
 
             def call(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -238,8 +257,12 @@ class Evaluator:
 class _FirstLayerSplit:
     """Precomputed first-layer terms ``W0 x + b0`` and ``D_i x + db_i`` for a linear projector."""
 
-    def __init__(self, layer_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
-                 tail: nn.Module, terms: list[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]]):
+    def __init__(
+        self,
+        layer_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+        tail: nn.Module,
+        terms: list[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]],
+    ):
         self.layer_fn = layer_fn
         self.tail = tail
         self.terms = terms  # per batch: (base, [term_i], targets)
@@ -257,6 +280,7 @@ class _FirstLayerSplit:
             return None
         layer = mods[first]
         if isinstance(layer, nn.Linear):
+
             def layer_fn(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
                 return F.linear(z, w, b)
         elif isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and layer.padding_mode == "zeros":
@@ -288,7 +312,10 @@ class _FirstLayerSplit:
         if center_b is None and layer.bias is not None:
             center_b = layer.bias.detach().clone()  # bias excluded from the space: stays fixed
         dirs = [
-            (ev.components[k][slices[w_name]].view(shape_w), part(ev.components[k], b_name, (shape_w[0],)))
+            (
+                ev.components[k][slices[w_name]].view(shape_w),
+                part(ev.components[k], b_name, (shape_w[0],)),
+            )
             for k in range(ev.components.shape[0])
         ]
         terms = []

@@ -79,7 +79,9 @@ def validate_int(value: Any, name: str, *, low: int | None = None, high: int | N
             want = f"an int <= {high}"
         else:
             want = "an int"
-        raise InvalidParameterError(f"The '{name}' parameter must be {want}. Got {value!r} instead.")
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be {want}. Got {value!r} instead."
+        )
     return int(value)
 
 
@@ -97,7 +99,9 @@ def validate_float(
     if bad:
         cmp = ">" if strict_low else ">="
         want = "a finite number" + (f" {cmp} {low}" if low is not None else "")
-        raise InvalidParameterError(f"The '{name}' parameter must be {want}. Got {value!r} instead.")
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be {want}. Got {value!r} instead."
+        )
     return out
 
 

@@ -35,7 +35,6 @@ from .data import EvalData, resolve_loss
 from .engine import SUPPORTED_METRICS, Evaluator, PointFailure
 from .errors import (
     EvaluationError,
-    InvalidParameterError,
     InvalidTypeError,
     ShapeMismatchError,
     validate_choice,
@@ -133,7 +132,11 @@ def evaluate(
     if loss_name == "mse" and "accuracy" in metric_names:
         metric_names = tuple(m for m in metric_names if m != "accuracy")
         skipped.append("accuracy")
-    bn_eval = EvalData.from_any(bn_data, loss_name, dev, memory_cap=data_memory_cap) if bn_data is not None else None
+    bn_eval = (
+        EvalData.from_any(bn_data, loss_name, dev, memory_cap=data_memory_cap)
+        if bn_data is not None
+        else None
+    )
     if mode == "auto":
         mode = "vmap" if dev.type == "cuda" and space.n_params <= 5_000_000 else "sequential"
 
@@ -145,7 +148,8 @@ def evaluate(
         "data": eval_data.fingerprint,
         "loss": loss_name,
         "metrics": ",".join(metric_names),
-        "bn": bn + (f":{bn_batches}:{bn_eval.fingerprint}" if bn == "recompute" and bn_eval else ""),
+        "bn": bn
+        + (f":{bn_batches}:{bn_eval.fingerprint}" if bn == "recompute" and bn_eval else ""),
     }
     from . import __version__
 
@@ -168,15 +172,27 @@ def evaluate(
     if attrs:
         provenance.update(dict(attrs))
 
-    pstore = PointStore.open(store if rank == 0 else None, grid, metric_names, fingerprint)
+    pstore = PointStore.open(
+        Path(store) if store is not None and rank == 0 else None, grid, metric_names, fingerprint
+    )
     if pstore.complete_field is not None:
         finished = pstore.complete_field
         return distributed.broadcast(finished, size)
     missing = distributed.broadcast(pstore.missing(), size)
 
     evaluator = Evaluator(
-        model, space, projector, eval_data, loss_fn, loss_name, metric_names, dev,
-        bn=bn, bn_data=bn_eval, bn_batches=bn_batches, batch_size=batch_size,
+        model,
+        space,
+        projector,
+        eval_data,
+        loss_fn,
+        loss_name,
+        metric_names,
+        dev,
+        bn=bn,
+        bn_data=bn_eval,
+        bn_batches=bn_batches,
+        batch_size=batch_size,
         memory_cap=data_memory_cap,
     )
     _check_forward(evaluator, grid)
@@ -209,8 +225,14 @@ def evaluate(
                 pstore.flush(provenance)
             if failures:
                 flat, message = failures[0]
-                coords = ", ".join(f"{n}={c:.6g}" for n, c in zip(grid.names, points[flat], strict=True))
-                kept = f"; the {int(pstore.done.sum())} points computed so far are saved in {store}" if store else ""
+                coords = ", ".join(
+                    f"{n}={c:.6g}" for n, c in zip(grid.names, points[flat], strict=True)
+                )
+                kept = (
+                    f"; the {int(pstore.done.sum())} points computed so far are saved in {store}"
+                    if store
+                    else ""
+                )
                 raise EvaluationError(
                     f"The model raised at grid point {flat} ({coords}): {message}{kept}. Fix the "
                     "model (or the data) and rerun to resume."
@@ -239,7 +261,9 @@ def evaluate(
     return distributed.broadcast(field, size)
 
 
-def project_paths(trajectory: Any, projector: Any, evaluator: Evaluator | None = None) -> dict[str, ProjectedPath]:
+def project_paths(
+    trajectory: Any, projector: Any, evaluator: Evaluator | None = None
+) -> dict[str, ProjectedPath]:
     """Each run of ``trajectory`` in the projector's coordinates, with the loss there if known."""
     paths = {}
     for run in trajectory.run_ids:

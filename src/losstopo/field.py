@@ -238,7 +238,9 @@ class LossField:
             raise FieldFormatError(
                 f"{f.filename} is a damaged losstopo file ({exc}); recompute it or restore a copy."
             ) from exc
-        return cls(values=values, grid=grid, metrics=metrics, attrs=attrs, paths=paths, topology=topology)
+        return cls(
+            values=values, grid=grid, metrics=metrics, attrs=attrs, paths=paths, topology=topology
+        )
 
     # ------------------------------------------------------------------ xarray
     def to_xarray(self) -> Any:
@@ -260,7 +262,10 @@ class LossField:
         data_vars = {"loss": (dims, self.values)}
         for name, arr in self.metrics.items():
             data_vars[name] = (dims, arr)
-        attrs = {k: json.dumps(_jsonable(v)) if isinstance(v, (dict, list)) else v for k, v in self.attrs.items()}
+        attrs = {
+            k: json.dumps(_jsonable(v)) if isinstance(v, (dict, list)) else v
+            for k, v in self.attrs.items()
+        }
         return xr.Dataset(data_vars, coords=dict(self.grid.axes), attrs=attrs)
 
     def __repr__(self) -> str:

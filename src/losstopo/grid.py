@@ -193,7 +193,8 @@ class Grid:
         if not isinstance(other, Grid):
             return NotImplemented
         return self.names == other.names and all(
-            np.array_equal(a, b) for a, b in zip(self.axes.values(), other.axes.values(), strict=True)
+            np.array_equal(a, b)
+            for a, b in zip(self.axes.values(), other.axes.values(), strict=True)
         )
 
     def __hash__(self) -> int:

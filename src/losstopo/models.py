@@ -86,7 +86,9 @@ class SmallCNN(nn.Sequential):
 class PINNMLP(nn.Sequential):
     """A tanh MLP for physics-informed networks: ``(x[, t]) -> u``."""
 
-    def __init__(self, in_features: int = 1, hidden: Sequence[int] = (32, 32, 32), out_features: int = 1):
+    def __init__(
+        self, in_features: int = 1, hidden: Sequence[int] = (32, 32, 32), out_features: int = 1
+    ):
         layers: list[nn.Module] = []
         width = validate_int(in_features, "in_features", low=1)
         for h in hidden:
@@ -123,7 +125,9 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32x32 images (He et al. 2016), with or without shortcuts."""
 
-    def __init__(self, depth: int = 20, skip: bool = True, n_classes: int = 10, in_channels: int = 3):
+    def __init__(
+        self, depth: int = 20, skip: bool = True, n_classes: int = 10, in_channels: int = 3
+    ):
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:
             raise InvalidParameterError(

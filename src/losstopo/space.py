@@ -103,7 +103,8 @@ class ParameterSpace:
     def slices(self) -> dict[str, slice]:
         """Name -> slice of the flat vector."""
         return {
-            n: slice(o, o + k) for n, o, k in zip(self.names, self.offsets, self.numels, strict=True)
+            n: slice(o, o + k)
+            for n, o, k in zip(self.names, self.offsets, self.numels, strict=True)
         }
 
     # ------------------------------------------------------------------ conversions
@@ -173,7 +174,11 @@ class ParameterSpace:
 
 def tensor_hash(t: torch.Tensor | np.ndarray) -> str:
     """SHA-256 (first 16 hex digits) of a tensor's bytes, dtype and shape."""
-    arr = t.detach().cpu().contiguous().numpy() if isinstance(t, torch.Tensor) else np.ascontiguousarray(t)
+    arr = (
+        t.detach().cpu().contiguous().numpy()
+        if isinstance(t, torch.Tensor)
+        else np.ascontiguousarray(t)
+    )
     h = hashlib.sha256()
     h.update(str(arr.dtype).encode())
     h.update(str(arr.shape).encode())

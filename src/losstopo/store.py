@@ -24,7 +24,13 @@ from .grid import Grid
 class PointStore:
     """Values of the points computed so far, optionally mirrored to an HDF5 file."""
 
-    def __init__(self, grid: Grid, metric_names: tuple[str, ...], fingerprint: dict[str, str], path: Path | None = None):
+    def __init__(
+        self,
+        grid: Grid,
+        metric_names: tuple[str, ...],
+        fingerprint: dict[str, str],
+        path: Path | None = None,
+    ):
         self.grid = grid
         self.metric_names = metric_names
         self.fingerprint = fingerprint
@@ -35,7 +41,13 @@ class PointStore:
         self.complete_field: LossField | None = None
 
     @classmethod
-    def open(cls, path: str | Path | None, grid: Grid, metric_names: tuple[str, ...], fingerprint: dict[str, str]) -> PointStore:
+    def open(
+        cls,
+        path: str | Path | None,
+        grid: Grid,
+        metric_names: tuple[str, ...],
+        fingerprint: dict[str, str],
+    ) -> PointStore:
         """A new store, or the matching partial (or finished) run found at ``path``."""
         if path is None:
             return cls(grid, metric_names, fingerprint)
@@ -70,7 +82,9 @@ class PointStore:
                 for m in metric_names:
                     store.metrics[m] = f["metrics"][m][()].astype(np.float64).ravel()
             except KeyError as exc:
-                raise FieldFormatError(f"{path} is a damaged partial run ({exc}); delete it to start over.") from exc
+                raise FieldFormatError(
+                    f"{path} is a damaged partial run ({exc}); delete it to start over."
+                ) from exc
         return store
 
     def missing(self) -> np.ndarray:

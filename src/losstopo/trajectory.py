@@ -72,7 +72,9 @@ class Trajectory:
         object.__setattr__(self, "points", pts)
         object.__setattr__(self, "steps", steps)
         object.__setattr__(self, "runs", runs)
-        object.__setattr__(self, "metrics", {k: np.asarray(v, dtype=np.float64) for k, v in self.metrics.items()})
+        object.__setattr__(
+            self, "metrics", {k: np.asarray(v, dtype=np.float64) for k, v in self.metrics.items()}
+        )
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
@@ -95,7 +97,11 @@ class Trajectory:
         if not mask.any():
             raise InvalidParameterError(f"No run {run!r} in this trajectory; runs: {self.run_ids}.")
         return Trajectory(
-            self.points[mask], self.steps[mask], self.runs[mask], self.names, self.shapes,
+            self.points[mask],
+            self.steps[mask],
+            self.runs[mask],
+            self.names,
+            self.shapes,
             {k: v[mask] for k, v in self.metrics.items()},
         )
 
@@ -103,7 +109,11 @@ class Trajectory:
         idx = np.arange(len(self))[index]
         idx = np.atleast_1d(idx)
         return Trajectory(
-            self.points[idx], self.steps[idx], self.runs[idx], self.names, self.shapes,
+            self.points[idx],
+            self.steps[idx],
+            self.runs[idx],
+            self.names,
+            self.shapes,
             {k: v[idx] for k, v in self.metrics.items()},
         )
 
@@ -124,24 +134,31 @@ class Trajectory:
             np.concatenate([p.points for p in parts]),
             np.concatenate([p.steps for p in parts]),
             np.concatenate([p.runs for p in parts]),
-            first.names, first.shapes,
+            first.names,
+            first.shapes,
             {k: np.concatenate([p.metrics[k] for p in parts]) for k in keys},
         )
 
     def with_run(self, run: str) -> Trajectory:
         """The same checkpoints labelled as run ``run``."""
-        return Trajectory(self.points, self.steps, np.full(len(self), run), self.names, self.shapes, self.metrics)
+        return Trajectory(
+            self.points, self.steps, np.full(len(self), run), self.names, self.shapes, self.metrics
+        )
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_models(cls, models: Sequence[nn.Module], steps: Sequence[int] | None = None, run: str = "run0") -> Trajectory:
+    def from_models(
+        cls, models: Sequence[nn.Module], steps: Sequence[int] | None = None, run: str = "run0"
+    ) -> Trajectory:
         """Rows from models of one architecture (e.g. snapshots kept in memory)."""
         if not models:
             raise InvalidParameterError("Trajectory.from_models needs at least one model.")
         space = ParameterSpace.from_module(models[0])
         rows = [space.flatten(m).cpu().float().numpy() for m in models]
         steps = list(range(len(models))) if steps is None else list(steps)
-        return cls(np.stack(rows), np.asarray(steps), np.full(len(rows), run), space.names, space.shapes)
+        return cls(
+            np.stack(rows), np.asarray(steps), np.full(len(rows), run), space.names, space.shapes
+        )
 
     @classmethod
     def from_checkpoints(
@@ -178,16 +195,22 @@ class Trajectory:
             space.check_state_dict(state, what=f"checkpoint {p.name}")
             rows.append(space.flatten(state).cpu().float().numpy())
         steps = [max(step_of(p), 0) if step_of(p) >= 0 else i for i, p in enumerate(paths)]
-        return cls(np.stack(rows), np.asarray(steps), np.full(len(rows), run), space.names, space.shapes)
+        return cls(
+            np.stack(rows), np.asarray(steps), np.full(len(rows), run), space.names, space.shapes
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save as a compressed ``.npz``."""
-        np.savez_compressed(
-            path, points=self.points, steps=self.steps, runs=self.runs,
-            names=np.asarray(self.names), shapes=np.asarray([str(s) for s in self.shapes]),
-            **{f"metric_{k}": v for k, v in self.metrics.items()},
-        )
+        arrays: dict[str, np.ndarray] = {
+            "points": self.points,
+            "steps": self.steps,
+            "runs": self.runs,
+            "names": np.asarray(self.names),
+            "shapes": np.asarray([str(s) for s in self.shapes]),
+        }
+        arrays.update({f"metric_{k}": v for k, v in self.metrics.items()})
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Trajectory:
@@ -195,9 +218,16 @@ class Trajectory:
         import ast
 
         with np.load(path, allow_pickle=False) as z:
-            metrics = {k[len("metric_"):]: z[k] for k in z.files if k.startswith("metric_")}
+            metrics = {k[len("metric_") :]: z[k] for k in z.files if k.startswith("metric_")}
             shapes = tuple(tuple(ast.literal_eval(s)) for s in z["shapes"])
-            return cls(z["points"], z["steps"], z["runs"], tuple(str(n) for n in z["names"]), shapes, metrics)
+            return cls(
+                z["points"],
+                z["steps"],
+                z["runs"],
+                tuple(str(n) for n in z["names"]),
+                shapes,
+                metrics,
+            )
 
 
 class TrajectoryRecorder:
@@ -235,8 +265,12 @@ class TrajectoryRecorder:
             raise InvalidParameterError("Nothing recorded yet; call record(step) during training.")
         metrics = {k: np.asarray(v) for k, v in self._metrics.items()}
         return Trajectory(
-            np.stack(self._rows), np.asarray(self._steps), np.full(len(self._rows), self.run),
-            self.space.names, self.space.shapes, metrics,
+            np.stack(self._rows),
+            np.asarray(self._steps),
+            np.full(len(self._rows), self.run),
+            self.space.names,
+            self.space.shapes,
+            metrics,
         )
 
 
@@ -272,7 +306,9 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     if isinstance(optimizer, str):
         if optimizer == "sgd":
-            opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+            )
         elif optimizer == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         else:
@@ -310,8 +346,14 @@ def train(
     return traj
 
 
-def _batches(data: Any, batch_size: int, gen: torch.Generator) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+def _batches(
+    data: Any, batch_size: int, gen: torch.Generator
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    if (
+        isinstance(data, (tuple, list))
+        and len(data) == 2
+        and all(isinstance(t, torch.Tensor) for t in data)
+    ):
         x, y = data
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), batch_size):

@@ -218,6 +218,15 @@ def persistence_diagram(
     connectivity : {"freudenthal", "cubical"}
     max_simplices : int
         Refuse a Freudenthal complex larger than this (memory guard).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.linspace(-2, 2, 41)
+    >>> dgm = persistence_diagram((x**2 - 1) ** 2)  # a double well: two minima, one saddle
+    >>> dgm[0]
+    array([[ 0.,  1.],
+           [ 0., inf]])
     """
     prep = prepare(field, axes, connectivity=connectivity, func="persistence_diagram")
     return _diagram_from_prepared(prep, max_simplices)

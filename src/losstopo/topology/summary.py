@@ -24,6 +24,12 @@ SCHEMA = "losstopo-topology/1"
 class TopologySummary:
     """Everything :func:`analyze` computes about one field.
 
+    >>> import numpy as np
+    >>> x, y = np.meshgrid(np.linspace(-2, 2, 41), np.linspace(-1, 1, 21), indexing="ij")
+    >>> topo = analyze((x**2 - 1) ** 2 + y**2, min_persistence=0.1)
+    >>> topo.n_minima, topo.n_saddles, topo.morse_sum
+    (2, 1, 1)
+
     Attributes
     ----------
     connectivity, shape, axis_names : the analysis settings and the grid.
