@@ -149,8 +149,29 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         final = ParameterSpace.from_module(model).flatten(model)
         line = PlaneProjector(init, (final - init)[None, :])
         grid1 = Grid({"alpha": np.linspace(-0.5, 1.5, 41)})
-        f_train = evaluate(model, train_data, "cross_entropy", line, grid1, progress=False)
-        f_test = evaluate(model, test_data, "cross_entropy", line, grid1, progress=False)
+        # BatchNorm statistics of the minimum are meaningless at the initialisation: re-estimate them
+        # at every point from training batches.
+        bn = "recompute" if spec.images else "eval"
+        f_train = evaluate(
+            model,
+            train_data,
+            "cross_entropy",
+            line,
+            grid1,
+            progress=False,
+            bn=bn,
+            bn_data=train_data,
+        )
+        f_test = evaluate(
+            model,
+            test_data,
+            "cross_entropy",
+            line,
+            grid1,
+            progress=False,
+            bn=bn,
+            bn_data=train_data,
+        )
         profile = LossField(
             f_train.values,
             grid1,
