@@ -211,3 +211,44 @@ def test_trajectory_paths(tiny_model, tiny_data):
     assert path.loss[-1] == pytest.approx(
         float(torch.nn.functional.cross_entropy(tiny_model(tiny_data[0]), tiny_data[1])), rel=1e-5
     )
+
+
+class CurvedProjector:
+    """A non-linear 1-D projector: ``center + a d1 + a**2 d2`` (decoded, not linear)."""
+
+    linear = False
+    n_components_ = 1
+
+    def __init__(self, center, d1, d2):
+        self.center, self.d1, self.d2 = (t.double().numpy() for t in (center, d1, d2))
+
+    def inverse_transform(self, coords):
+        a = np.asarray(coords, dtype=np.float64).reshape(-1, 1)
+        return self.center + a * self.d1 + a**2 * self.d2
+
+    def transform(self, X):
+        return np.zeros((len(X), 1))
+
+    def fingerprint(self):
+        return "curved"
+
+    def describe(self):
+        return {"name": "CurvedProjector"}
+
+
+@pytest.mark.parametrize("mode", ["sequential", "vmap"])
+def test_nonlinear_projector_decoded_in_blocks(tiny_model, tiny_data, mode, monkeypatch):
+    from losstopo import engine
+
+    space = ParameterSpace.from_module(tiny_model)
+    d = random_directions(tiny_model, n=2, seed=0, ignore=None)
+    proj = CurvedProjector(space.flatten(tiny_model), d[0], d[1])
+    grid = Grid({"a": np.linspace(-1, 1, 11)})
+    monkeypatch.setattr(
+        engine.Evaluator, "decode_bytes", 8 * space.n_params * 3
+    )  # 3 points per block
+    field = evaluate(
+        tiny_model, tiny_data, "cross_entropy", proj, grid, mode=mode, vmap_size=2, progress=False
+    )
+    ref = reference_losses(tiny_model, tiny_data, proj, grid)
+    np.testing.assert_allclose(field.values, ref, rtol=1e-5)

@@ -153,11 +153,36 @@ class Evaluator:
     def evaluate(
         self, coords: np.ndarray, mode: str = "sequential", vmap_size: int = 8
     ) -> np.ndarray:
-        """Loss and metrics at each row of ``coords``: array (n, 1 + n_metrics)."""
+        """Loss and metrics at each row of ``coords``: array (n, 1 + n_metrics).
+
+        A non-linear projector decodes the points in blocks of at most ``decode_bytes`` so a
+        large model never holds a whole chunk of decoded parameter vectors at once.
+        """
         coords = np.atleast_2d(np.asarray(coords, dtype=np.float64))
-        decoded = None if self.linear else np.asarray(self.projector.inverse_transform(coords))
+        out = np.empty((len(coords), 1 + len(self.metrics)))
+        block = (
+            len(coords) if self.linear else max(1, self.decode_bytes // (8 * self.space.n_params))
+        )
         if mode == "vmap":
-            return self._evaluate_vmap(coords, decoded, vmap_size)
+            block = max(vmap_size, block - block % vmap_size)
+        for start in range(0, len(coords), block):
+            part = coords[start : start + block]
+            decoded = None if self.linear else np.asarray(self.projector.inverse_transform(part))
+            try:
+                if mode == "vmap":
+                    out[start : start + len(part)] = self._evaluate_vmap(part, decoded, vmap_size)
+                else:
+                    out[start : start + len(part)] = self._evaluate_sequential(part, decoded)
+            except PointFailure as exc:
+                raise PointFailure(
+                    start + exc.position, exc.error, out[: start + exc.position].copy()
+                ) from exc
+        return out
+
+    #: Upper bound on the bytes of decoded parameter vectors held at once (non-linear projectors).
+    decode_bytes = 2**28
+
+    def _evaluate_sequential(self, coords: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
         out = np.empty((len(coords), 1 + len(self.metrics)))
         for i in range(len(coords)):
             try:

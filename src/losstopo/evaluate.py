@@ -338,6 +338,3 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
 
     return tqdm(total=total, initial=initial, unit="pt", desc="landscape", smoothing=0.1)
 
-
-def default_store_path(out: str | os.PathLike[str]) -> Path:
-    return Path(out)
