@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from ..errors import InvalidParameterError, InvalidTypeError, ShapeMismatchError, validate_choice
@@ -310,3 +311,19 @@ def morse_code(index: int, ndim: int) -> int:
 
 
 TYPE_NAMES = {0: "minimum", 1: "1-saddle", 2: "2-saddle", 3: "maximum"}
+
+
+@numba.njit(cache=True, nogil=True)
+def grid_strides(shape, offsets):  # type: ignore[no-untyped-def]
+    """C-order strides of ``shape`` and the flat offset of each row of ``offsets`` (numba)."""
+    d = shape.size
+    strides = np.empty(d, dtype=np.int64)
+    s = 1
+    for a in range(d - 1, -1, -1):
+        strides[a] = s
+        s *= shape[a]
+    flat_off = np.zeros(offsets.shape[0], dtype=np.int64)
+    for j in range(offsets.shape[0]):
+        for a in range(d):
+            flat_off[j] += offsets[j, a] * strides[a]
+    return strides, flat_off

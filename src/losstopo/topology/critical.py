@@ -22,7 +22,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._order import TYPE_NAMES, Prepared, link_tables, prepare
+from ._order import TYPE_NAMES, Prepared, grid_strides, link_tables, prepare
 from .hessian_fit import classify_hessians, fit_hessian
 
 
@@ -31,15 +31,7 @@ def _classify_kernel(rank, shape, star, link_vertices, edge_ends, edge_req, tri_
     n = rank.size
     d = shape.size
     m = star.shape[0]
-    strides = np.empty(d, dtype=np.int64)
-    s = 1
-    for k in range(d - 1, -1, -1):
-        strides[k] = s
-        s *= shape[k]
-    flat_off = np.zeros(m, dtype=np.int64)
-    for j in range(m):
-        for k in range(d):
-            flat_off[j] += star[j, k] * strides[k]
+    strides, flat_off = grid_strides(shape, star)
     allmask = (np.int64(1) << m) - 1
     nl = link_vertices.size
     ne = edge_ends.shape[0]

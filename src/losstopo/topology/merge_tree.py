@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from ..errors import validate_choice, validate_float
-from ._order import Prepared, edge_offsets, prepare
+from ._order import Prepared, edge_offsets, grid_strides, prepare
 
 
 @numba.njit(cache=True, nogil=True)
@@ -31,15 +31,7 @@ def _sweep_kernel(order, shape, offsets):  # type: ignore[no-untyped-def]
     n = order.size
     d = shape.size
     k = offsets.shape[0]
-    strides = np.empty(d, dtype=np.int64)
-    s = 1
-    for a in range(d - 1, -1, -1):
-        strides[a] = s
-        s *= shape[a]
-    flat_off = np.zeros(k, dtype=np.int64)
-    for j in range(k):
-        for a in range(d):
-            flat_off[j] += offsets[j, a] * strides[a]
+    strides, flat_off = grid_strides(shape, offsets)
     parent = np.full(n, -1, dtype=np.int64)
     birth_t = np.empty(n, dtype=np.int64)  # for roots: sweep time of the component's minimum
     br = np.empty(n, dtype=np.int64)
