@@ -227,16 +227,24 @@ def write_report(
     problems: list[str] = []
     parts: list[str] = []
 
-    # -- summary and topology tables
+    # -- summary and topology tables (figures go between them, below)
+    tables: dict[str, str] = {}
     for name, title in (("summary.json", "Summary"), ("topology.json", "Topology")):
         path = run / name
         if path.is_file():
             data = _read_json(path, problems)
             if data is not None:
-                parts.append(f"<h2>{title}</h2><p class=muted>from <code>{_esc(name)}</code></p>")
-                parts.append(
-                    _topology_tables(data) if name == "topology.json" else _kv_table(_flatten(data))
+                tables[name] = (
+                    f"<h2>{title}</h2><p class=muted>from <code>{_esc(name)}</code></p>"
+                    + (
+                        _topology_tables(data)
+                        if name == "topology.json"
+                        else _kv_table(_flatten(data))
+                    )
                 )
+    parts.append(tables.get("summary.json", ""))
+    figures_at = len(parts)
+    parts.append(tables.get("topology.json", ""))
 
     # -- fidelity
     fid = sorted(p for p in run.rglob("*fidelity*.csv") if p.is_file())
@@ -275,7 +283,7 @@ def write_report(
             if png:
                 figures.append(_img(png, f"{path.stem} (drawn for this report)"))
     if figures:
-        parts.append("<h2>Figures</h2>" + "".join(figures))
+        parts.insert(figures_at, "<h2>Figures</h2>" + "".join(figures))
     if prov:
         parts.append("<h2>Fields and provenance</h2>" + "".join(prov))
 
@@ -296,6 +304,7 @@ def write_report(
             items.append(f'<li><a href="{_esc(rel)}">{_esc(vtm.relative_to(run))}</a>{extra}</li>')
         parts.append("<h2>ParaView</h2><ul>" + "".join(items) + "</ul>")
 
+    parts = [p for p in parts if p]
     if not parts:
         parts.append('<p class="muted">This directory holds no figures, tables or fields yet.</p>')
     if problems:
@@ -321,11 +330,55 @@ def write_report(
 
 
 def _topology_tables(data: Any) -> str:
-    """Scalar entries of a topology JSON as a table, one table per field when it is keyed so."""
+    """A topology JSON as readable tables: one block per field when it is keyed so."""
     if isinstance(data, Mapping) and data and all(isinstance(v, Mapping) for v in data.values()):
         if not any(k in data for k in ("critical_counts", "shape", "connectivity")):
             return "".join(f"<h3>{_esc(k)}</h3>{_topology_tables(v)}" for k, v in data.items())
+    if isinstance(data, Mapping) and "critical_counts" in data and "basins" in data:
+        return _topology_summary_html(data)
     rows = _flatten(data)
     scalar = [(k, v) for k, v in rows if not isinstance(v, (list, tuple)) or len(v) <= MAX_LIST]
     long = [(k, v) for k, v in rows if isinstance(v, (list, tuple)) and len(v) > MAX_LIST]
     return _kv_table(scalar + long)
+
+
+_TYPE_LABELS = {"0": "minima", "1": "1-saddles", "2": "2-saddles", "3": "maxima"}
+
+
+def _topology_summary_html(d: Mapping[str, Any]) -> str:
+    """The few numbers a reader wants from a TopologySummary dict, then its basin table."""
+    counts = {str(k): v for k, v in dict(d.get("critical_counts", {})).items()}
+    persistent = d.get("persistent", {}) if isinstance(d.get("persistent"), Mapping) else {}
+    types = [str(t) for t in persistent.get("type", [])]
+    basins = d.get("basins", {}) if isinstance(d.get("basins"), Mapping) else {}
+    shape = "x".join(str(n) for n in d.get("shape", []))
+    rows: list[tuple[str, Any]] = [
+        ("field", f"{shape} ({', '.join(map(str, d.get('axis_names', [])))})"),
+        ("connectivity", d.get("connectivity")),
+        ("value range", f"{_fmt(d.get('value_min'))} .. {_fmt(d.get('value_max'))}"),
+        ("non-finite vertices", d.get("n_nonfinite")),
+        ("min_persistence", d.get("min_persistence")),
+        (
+            "raw critical points",
+            ", ".join(f"{counts.get(k, 0)} {v}" for k, v in _TYPE_LABELS.items()),
+        ),
+        ("Morse sum", d.get("morse_sum")),
+        (
+            "persistent critical points",
+            ", ".join(f"{types.count(k)} {v}" for k, v in _TYPE_LABELS.items()),
+        ),
+        ("persistent minima (basins)", basins.get("n_minima")),
+        ("total persistence", basins.get("total_persistence")),
+        ("SMAD", basins.get("smad")),
+    ]
+    html = _kv_table(rows)
+    basin_rows = basins.get("rows", [])
+    if basin_rows:
+        keys = ["coords", "value", "saddle_value", "persistence", "size", "fraction", "flatness"]
+        table = [
+            [i] + [r.get(k) for k in keys]
+            for i, r in enumerate(basin_rows[:MAX_LIST])
+            if isinstance(r, Mapping)
+        ]
+        html += "<h4>Basins</h4>" + _grid_table(["#", *keys], table)
+    return html
