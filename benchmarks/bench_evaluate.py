@@ -10,6 +10,7 @@ Workloads (seeded, built outside the timed regions, threads pinned):
 Columns, each a median of ``--repeats`` runs, as ratios to the *floor* = number of points x one
 forward pass over the evaluation set at its best batch size (measured in a steady loop):
   losstopo        ``losstopo.evaluate`` (sequential, eval-mode BatchNorm)
+  losstopo_vmap8  ``losstopo.evaluate(mode="vmap")``, 8 points per call (meant for GPUs)
   li_loop         Li et al.'s per-point loop: weights set per point, DataLoader pass at batch 128
   li_loop_w2      the same with the DataLoader's two worker processes (their default)
   landscaper      per point: clone all parameters, add the scaled direction once per unit step
@@ -238,6 +239,12 @@ def run(name: str, repeats: int, quick: bool) -> dict:
     notes = {
         "floor": f"batch {floor_bs}",
         "losstopo": f"{field.attrs['engine']}, batch {field.attrs['batch_size']}",
+        "losstopo_vmap8": check(
+            evaluate(
+                model, (x, y), "cross_entropy", proj, grid, mode="vmap", progress=False
+            ).values.ravel(),
+            np.arange(n_points),
+        ),
         "li_loop": check(li_loop(model, x, y, center, d1, d2, coords[sub], 0), sub),
         "li_loop_w2": "2 DataLoader workers",
         "landscaper": check(landscaper_loop(model, x, y, center, d1, d2, coords[sub], step), sub)
@@ -250,6 +257,12 @@ def run(name: str, repeats: int, quick: bool) -> dict:
         "floor": (lambda: [floor_pass() for _ in range(n_points)], n_points),
         "losstopo": (
             lambda: evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False),
+            n_points,
+        ),
+        "losstopo_vmap8": (
+            lambda: evaluate(
+                model, (x, y), "cross_entropy", proj, grid, mode="vmap", progress=False
+            ),
             n_points,
         ),
         "li_loop": (lambda: li_loop(model, x, y, center, d1, d2, coords[sub], 0), len(sub)),
