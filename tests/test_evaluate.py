@@ -252,3 +252,16 @@ def test_nonlinear_projector_decoded_in_blocks(tiny_model, tiny_data, mode, monk
     )
     ref = reference_losses(tiny_model, tiny_data, proj, grid)
     np.testing.assert_allclose(field.values, ref, rtol=1e-5)
+
+
+def test_nonlinear_projector_with_batch_size_tuning(tiny_model, tiny_data):
+    """A grid large enough to tune the batch size decodes the centre for the timing runs."""
+    from losstopo.engine import TUNE_MIN_POINTS
+
+    space = ParameterSpace.from_module(tiny_model)
+    d = random_directions(tiny_model, n=2, seed=1, ignore=None)
+    proj = CurvedProjector(space.flatten(tiny_model), d[0], d[1])
+    grid = Grid({"a": np.linspace(-1, 1, TUNE_MIN_POINTS + 1)})
+    field = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
+    ref = reference_losses(tiny_model, tiny_data, proj, grid)
+    np.testing.assert_allclose(field.values, ref, rtol=1e-5)

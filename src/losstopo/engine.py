@@ -129,7 +129,8 @@ class Evaluator:
             self._split = _FirstLayerSplit.build(self) if use_split else None
             return
         zero = np.zeros(self._n_components())
-        self.set_point(zero)
+        decoded = None if self.linear else np.asarray(self.projector.inverse_transform(zero[None]))
+        self.set_point(zero, None if decoded is None else decoded[0])
 
         def measure(bs: int, split: bool) -> tuple[float, _FirstLayerSplit | None]:
             self.batch_size = bs
