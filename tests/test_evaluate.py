@@ -265,3 +265,22 @@ def test_nonlinear_projector_with_batch_size_tuning(tiny_model, tiny_data):
     field = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
     ref = reference_losses(tiny_model, tiny_data, proj, grid)
     np.testing.assert_allclose(field.values, ref, rtol=1e-5)
+
+
+def test_batchnorm_recompute_independent_of_evaluation_batch_size():
+    """Re-estimated statistics use their own fixed batches, not the (tuned) evaluation batch."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
+    )
+    x, y = torch.randn(64, 3), torch.randn(64, 1)
+    proj = PlaneProjector(model, random_directions(model, seed=0))
+    grid = Grid.square(resolution=3)
+    fields = [
+        evaluate(
+            model, (x, y), "mse", proj, grid, bn="recompute", bn_batch_size=16, batch_size=bs,
+            progress=False,
+        )  # fmt: skip
+        for bs in (8, 64)
+    ]
+    np.testing.assert_allclose(fields[0].values, fields[1].values, rtol=1e-6)

@@ -65,6 +65,7 @@ class Evaluator:
         bn: str = "eval",
         bn_data: EvalData | None = None,
         bn_batches: int = 4,
+        bn_batch_size: int = 256,
         batch_size: int | None = None,
         first_layer: bool = True,
         memory_cap: int = 2**30,
@@ -79,6 +80,7 @@ class Evaluator:
         self.bn = bn
         self.bn_data = bn_data or data
         self.bn_batches = bn_batches
+        self.bn_batch_size = bn_batch_size
         self.memory_cap = memory_cap
         # Private copy: parameters become views of one flat buffer on the device.
         self.net = copy.deepcopy(model).to(device)
@@ -227,7 +229,9 @@ class Evaluator:
             m.momentum = None  # cumulative average over the batches
         self.net.train()
         with torch.no_grad():
-            for i, (x, _) in enumerate(self.bn_data.batches(self.batch_size, self.device)):
+            # A fixed batch size, not the tuned evaluation one: the statistics (and so the losses)
+            # must not depend on which batch size happened to be fastest.
+            for i, (x, _) in enumerate(self.bn_data.batches(self.bn_batch_size, self.device)):
                 if i >= self.bn_batches:
                     break
                 self.net(x)

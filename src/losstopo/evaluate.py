@@ -66,6 +66,7 @@ def evaluate(
     bn: Literal["eval", "recompute"] = "eval",
     bn_data: Any = None,
     bn_batches: int = 4,
+    bn_batch_size: int = 256,
     batch_size: int | None = None,
     chunk_size: int | None = None,
     vmap_size: int = 8,
@@ -94,7 +95,9 @@ def evaluate(
     progress : show a progress bar (points/s, ETA)
     trajectory : optional Trajectory whose runs are projected and drawn in the field's ``paths``
     bn : "eval" (use the model's BatchNorm statistics) or "recompute" (re-estimate them at every
-        point from ``bn_batches`` batches of ``bn_data``, default the evaluation data)
+        point from the first ``bn_batches`` batches of ``bn_batch_size`` samples of ``bn_data``,
+        default the evaluation data; fixed sizes, so the result never depends on the evaluation
+        batch size)
     batch_size : evaluation batch size (default: measured for speed)
     chunk_size : points per store write (default: about 1/64 of the grid, at least 64)
     attrs : extra provenance to record (e.g. seeds, normalization)
@@ -114,6 +117,8 @@ def evaluate(
     for m in metrics:
         validate_choice(m, "metrics entry", SUPPORTED_METRICS)
     vmap_size = validate_int(vmap_size, "vmap_size", low=1)
+    bn_batches = validate_int(bn_batches, "bn_batches", low=1)
+    bn_batch_size = validate_int(bn_batch_size, "bn_batch_size", low=2)
     if batch_size is not None:
         batch_size = validate_int(batch_size, "batch_size", low=1)
     loss_fn, loss_name = resolve_loss(loss)
@@ -149,7 +154,11 @@ def evaluate(
         "loss": loss_name,
         "metrics": ",".join(metric_names),
         "bn": bn
-        + (f":{bn_batches}:{bn_eval.fingerprint}" if bn == "recompute" and bn_eval else ""),
+        + (
+            f":{bn_batches}x{bn_batch_size}:{(bn_eval or eval_data).fingerprint}"
+            if bn == "recompute"
+            else ""
+        ),
     }
     from . import __version__
 
@@ -192,6 +201,7 @@ def evaluate(
         bn=bn,
         bn_data=bn_eval,
         bn_batches=bn_batches,
+        bn_batch_size=bn_batch_size,
         batch_size=batch_size,
         memory_cap=data_memory_cap,
     )
@@ -337,4 +347,3 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="pt", desc="landscape", smoothing=0.1)
-
