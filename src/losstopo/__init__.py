@@ -8,9 +8,17 @@ from .data import resolve_loss
 from .directions import random_directions
 from .errors import LosstopoError
 from .evaluate import evaluate
+from .fidelity import FidelityReport, FidelityTable, compare_projectors, fidelity
 from .field import LossField, ProjectedPath
 from .grid import Grid
-from .projectors import PCAProjector, PlaneProjector
+from .projectors import (
+    AutoEncoderProjector,
+    KernelPCAProjector,
+    PCAProjector,
+    PHATEProjector,
+    PlaneProjector,
+    UMAPProjector,
+)
 from .space import ParameterSpace
 from .topology import (
     TopologySummary,
@@ -25,6 +33,14 @@ from .topology import (
 from .trajectory import Trajectory, TrajectoryRecorder, train
 
 __all__ = [
+    "AutoEncoderProjector",
+    "FidelityReport",
+    "FidelityTable",
+    "KernelPCAProjector",
+    "PHATEProjector",
+    "UMAPProjector",
+    "compare_projectors",
+    "fidelity",
     "Grid",
     "LossField",
     "LosstopoError",

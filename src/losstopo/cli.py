@@ -445,12 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output file (default RUN_DIR/report.html)")
     rep.set_defaults(func=cmd_report)
 
-    for register in _EXTRA_COMMANDS:
+    from .cli_projectors import register as register_compare_projectors
+
+    for register in (register_compare_projectors, *_EXTRA_COMMANDS):
         register(sub)
     return parser
 
 
-#: Functions that add more subcommands (topology, export, report, ...).
+#: Functions that add more subcommands (later capabilities: connectivity, hessian, compare ...).
 _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 

@@ -32,7 +32,9 @@ def as_points(X: Any, name: str = "X") -> np.ndarray:
     try:
         arr = np.asarray(points)
     except Exception as exc:  # pragma: no cover - exotic inputs
-        raise InvalidTypeError(f"{name} must be a Trajectory or an array; got {type(X).__name__}.") from exc
+        raise InvalidTypeError(
+            f"{name} must be a Trajectory or an array; got {type(X).__name__}."
+        ) from exc
     if arr.dtype != np.float32:
         arr = arr.astype(np.float64)
     if arr.ndim == 1:
@@ -53,7 +55,9 @@ def as_points(X: Any, name: str = "X") -> np.ndarray:
 
 def as_coords(coords: Any, n_components: int, name: str = "coords") -> np.ndarray:
     """Coerce latent coordinates to a float64 array ``(n, n_components)``."""
-    arr = np.asarray(coords.detach().cpu() if isinstance(coords, torch.Tensor) else coords, dtype=np.float64)
+    arr = np.asarray(
+        coords.detach().cpu() if isinstance(coords, torch.Tensor) else coords, dtype=np.float64
+    )
     if arr.ndim == 1 and n_components == 1:
         arr = arr[:, None]
     if arr.ndim == 1 and arr.size == n_components:
@@ -71,6 +75,7 @@ class Projector:
 
     #: Whether the projector is ``center_ + coords @ components_``.
     linear: bool = False
+    _n_params: int
 
     def fit(self, X: Any, y: Any = None) -> Projector:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -106,7 +111,7 @@ class Projector:
 
     def describe(self) -> dict[str, Any]:
         """Provenance: the projector's name and parameters, JSON-able."""
-        params = {}
+        params: dict[str, Any] = {}
         for k, v in self.get_params().items():
             if isinstance(v, (int, float, str, bool)) or v is None:
                 params[k] = v
@@ -127,5 +132,7 @@ class Projector:
         else:
             probe = np.linspace(-1.0, 1.0, 5 * self.n_components_)  # type: ignore[attr-defined]
             coords = probe.reshape(5, self.n_components_)  # type: ignore[attr-defined]
-            h.update(np.ascontiguousarray(self.inverse_transform(coords), dtype=np.float64).tobytes())
+            h.update(
+                np.ascontiguousarray(self.inverse_transform(coords), dtype=np.float64).tobytes()
+            )
         return h.hexdigest()[:16]

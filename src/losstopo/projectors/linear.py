@@ -136,7 +136,10 @@ class PlaneProjector(LinearProjector):
             self.fit()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": "PlaneProjector", "n_components": int(np.asarray(self.components_).shape[0])}
+        return {
+            "name": "PlaneProjector",
+            "n_components": int(np.asarray(self.components_).shape[0]),
+        }
 
 
 class PCAProjector(LinearProjector):
