@@ -248,6 +248,7 @@ def write_report(
 
     # -- fidelity
     fid = sorted(p for p in run.rglob("*fidelity*.csv") if p.is_file())
+    shown: set[Path] = set()
     if fid:
         parts.append("<h2>Projector fidelity</h2>")
         for path in fid:
@@ -256,12 +257,18 @@ def write_report(
                 continue
             header, rows = table
             parts.append(f"<h3>{_esc(path.relative_to(run))}</h3>{_grid_table(header, rows)}")
-            png = _fidelity_figure(header, rows)
-            if png:
+            chart = path.with_suffix(".png")  # the bar chart written beside the table, if any
+            png = chart.read_bytes() if chart.is_file() else _fidelity_figure(header, rows)
+            if png and png[:4] == b"\x89PNG":
                 parts.append(_img(png, f"fidelity: {path.name}"))
+                shown.add(chart.resolve())
 
     # -- figures
-    pngs = sorted(p for p in run.rglob("*.png") if p.is_file() and p.resolve() != target.resolve())
+    pngs = sorted(
+        p
+        for p in run.rglob("*.png")
+        if p.is_file() and p.resolve() != target.resolve() and p.resolve() not in shown
+    )
     figures = []
     for path in pngs[:MAX_IMAGES]:
         data = path.read_bytes() if path.stat().st_size <= MAX_IMAGE_BYTES else b""
