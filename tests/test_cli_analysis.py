@@ -100,3 +100,28 @@ def test_demo_end_to_end(tmp_path):
         assert (out / "paraview" / name / "landscape.vtm").exists()
     assert json.loads((out / "topology.json").read_text()).keys() >= {"mlp", "cnn"}
     assert (out / "report.html").stat().st_size > 10000
+    # part two: trajectory PCA, auto-encoder and global landscapes, fidelity tables
+    proj = summary["projectors"]
+    for name in ("mlp", "cnn"):
+        for kind in ("pca", "autoencoder"):
+            field = LossField.load(out / f"{name}_{kind}.h5")
+            path = field.paths[name]
+            assert field.attrs["projector"]["name"].lower().startswith(kind[:3])
+            assert np.all(np.isfinite(field.values)) and field.topology is not None
+            # the last checkpoint's loss on its path: PCA centres the plane on it, the
+            # auto-encoder reconstructs it exactly
+            assert path.loss[-1] == pytest.approx(summary["models"][name]["train_loss"], rel=1e-3)
+            assert proj[name][kind]["persistent_minima"] >= 1
+        assert sum(proj[name]["pca"]["explained_variance_ratio"]) <= 1.0
+        fid = proj["fidelity"][name]
+        assert set(fid) == {"pca", "kpca", "umap", "autoencoder"}
+        best = min(fid[p]["mean_projection_error"] for p in ("pca", "kpca", "umap"))
+        assert fid["autoencoder"]["mean_projection_error"] < best / 100
+    glob = LossField.load(out / "global_autoencoder.h5")
+    assert set(glob.paths) == {"mlp-seed0", "mlp-seed1"}
+    assert set(proj["global"]["end_basins"]) == {"mlp-seed0", "mlp-seed1"}
+    assert (out / "paraview" / "global_autoencoder" / "landscape.vtm").exists()
+    for name in ("mlp", "cnn", "global"):
+        assert (out / f"fidelity_{name}.csv").exists() and (out / f"fidelity_{name}.png").exists()
+    html = (out / "report.html").read_text()
+    assert "Projector fidelity" in html and "fidelity_global.csv" in html

@@ -7,7 +7,11 @@
 3. The topology of each 2D landscape: critical points (drawn on the contour map), merge tree,
    persistence diagram and basins, in ``topology.json`` and attached to the saved fields.
 4. A ParaView bundle per landscape (``paraview/NAME/landscape.vtm`` + ``open_in_paraview.py``).
-5. Fields (HDF5), PNG plots, ``summary.json`` and a self-contained ``report.html``.
+5. Landscapes along the trajectories (:mod:`losstopo.demo_projectors`): trajectory PCA and the
+   Neuro-Visualizer auto-encoder for both models, a global auto-encoder landscape over two MLP
+   runs from different seeds, and the fidelity table of PCA, Kernel-PCA, UMAP and the
+   auto-encoder.
+6. Fields (HDF5), PNG plots, ``summary.json`` and a self-contained ``report.html``.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from . import Grid, LossField, PlaneProjector, Trajectory, evaluate, random_directions, train
 from .datasets import digits
+from .demo_projectors import DemoRun, run_projector_demo
 from .errors import InvalidParameterError
 from .export import write_paraview
 from .models import MLP, SmallCNN
@@ -52,8 +57,10 @@ DEMO_MODELS = (
 )
 
 
-#: Simplification threshold of the demo's topology, as a fraction of each field's value range.
-TOPOLOGY_MIN_PERSISTENCE = 0.01
+#: Simplification threshold of the demo's topology, in loss units (nats of cross-entropy): a basin
+#: counts when its barrier is at least this high. Absolute, not a fraction of the value range, so
+#: far-away corners with huge losses (decoded auto-encoder landscapes) cannot hide real basins.
+TOPOLOGY_MIN_PERSISTENCE = 0.05
 
 
 class _Log:
@@ -83,8 +90,7 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     topology: dict[str, Any] = {}
     summary: dict[str, Any] = {"data": "scikit-learn digits (1348 train / 449 test)", "models": {}}
-    trajectories: dict[str, Trajectory] = {}
-    models: dict[str, torch.nn.Module] = {}
+    runs: list[DemoRun] = []
 
     for spec in DEMO_MODELS:
         train_data = digits("train", images=spec.images)
@@ -100,8 +106,6 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
             f"{spec.name}: trained {spec.epochs} epochs in {time.perf_counter() - t0:.1f} s "
             f"({traj.n_params} parameters, {len(traj)} checkpoints)"
         )
-        trajectories[spec.name] = traj
-        models[spec.name] = model
 
         # 2D landscape around the minimum, filter-normalized random directions.
         directions = random_directions(model, n=2, normalization="filter", ignore="biasbn", seed=0)
@@ -119,7 +123,7 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         )
         plane_seconds = time.perf_counter() - t0
         log(f"{spec.name}: {field.grid.size}-point random-plane landscape in {plane_seconds:.1f} s")
-        topo = analyze(field, min_persistence=TOPOLOGY_MIN_PERSISTENCE, relative=True)
+        topo = analyze(field, min_persistence=TOPOLOGY_MIN_PERSISTENCE)
         field = field.with_topology(topo)
         field.save(out / f"{spec.name}_plane.h5")
         topology[spec.name] = topo.to_dict()
@@ -151,7 +155,7 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         grid1 = Grid({"alpha": np.linspace(-0.5, 1.5, 41)})
         # BatchNorm statistics of the minimum are meaningless at the initialisation: re-estimate them
         # at every point from training batches.
-        bn = "recompute" if spec.images else "eval"
+        bn: Literal["eval", "recompute"] = "recompute" if spec.images else "eval"
         f_train = evaluate(
             model,
             train_data,
@@ -195,6 +199,13 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         summary["models"][spec.name] = _model_summary(
             spec, traj, field, profile, plane_seconds, topo
         )
+        runs.append(
+            DemoRun(spec.name, model, traj, train_data, spec.build, spec.epochs, spec.lr, bn)
+        )
+
+    summary["projectors"] = run_projector_demo(
+        out, runs, log, quiet, TOPOLOGY_MIN_PERSISTENCE, topology
+    )
 
     (out / "topology.json").write_text(json.dumps(topology, indent=2))
     summary["seconds"] = round(log_elapsed(log), 1)
