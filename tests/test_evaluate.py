@@ -278,7 +278,14 @@ def test_batchnorm_recompute_independent_of_evaluation_batch_size():
     grid = Grid.square(resolution=3)
     fields = [
         evaluate(
-            model, (x, y), "mse", proj, grid, bn="recompute", bn_batch_size=16, batch_size=bs,
+            model,
+            (x, y),
+            "mse",
+            proj,
+            grid,
+            bn="recompute",
+            bn_batch_size=16,
+            batch_size=bs,
             progress=False,
         )  # fmt: skip
         for bs in (8, 64)

@@ -172,7 +172,9 @@ def run_projector_demo(
             field, topo, seconds, fit_seconds=round(fit_seconds, 2), epochs=int(ae.n_epochs_)
         ),
         "final_losses": {
-            rid: round(float(path.loss[-1]), 5) for rid, path in sorted(field.paths.items())
+            rid: round(float(path.loss[-1]), 5)
+            for rid, path in sorted(field.paths.items())
+            if path.loss is not None
         },
         "end_basins": (ends := end_basins(field, topo)),
     }
