@@ -36,8 +36,10 @@ check: install-test
 	$(VENV)/bin/mypy src
 
 bench: install-test
+	$(PIP) install -q -e ".[bench]"
 	$(PY) benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_topology.py
+	$(PY) benchmarks/bench_projectors.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
