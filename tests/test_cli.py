@@ -135,8 +135,19 @@ def test_corrupt_store_refused_and_kept(tmp_path):
     assert (tmp_path / "x.h5").read_bytes() == b"junk"
 
 
+def test_info_on_a_damaged_field_file(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f.attrs["format"] = "losstopo-field"
+        f.attrs["format_version"] = 1
+    r = run_cli("info", "bad.h5", cwd=tmp_path)
+    assert r.returncode == 2 and "no 'values'" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_help_everywhere():
-    for cmd in ([], ["landscape"], ["info"], ["demo"]):
+    commands = ["landscape", "info", "topology", "export", "report", "demo", "compare-projectors"]
+    for cmd in ([], *([c] for c in commands)):
         r = run_cli(*cmd, "--help")
         assert r.returncode == 0 and "usage" in r.stdout
 

@@ -76,6 +76,67 @@ def test_export_ply_of_1d_field_refused(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and ".vti" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()  # a refused export leaves no empty directory
+
+
+def test_export_computes_topology_for_a_field_without_one(double_well, tmp_path):
+    """A field written without topology (or read back without segmentation) exports its basins."""
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    from losstopo.topology import analyze
+
+    assert main(["export", str(double_well), "--out", str(tmp_path / "a")]) == 0
+    names = {p.name for p in (tmp_path / "a").iterdir()}
+    assert {"critical_points.vtp", "persistence_diagram.vtp"} <= names
+    # a summary stored with the field (numbers only) is recomputed with its own threshold
+    field = LossField.load(double_well)
+    with_topo = tmp_path / "with_topo.h5"
+    field.with_topology(analyze(field, min_persistence=0.1)).save(with_topo)
+    assert main(["export", str(with_topo), "--out", str(tmp_path / "b")]) == 0
+    reader = vtk.vtkXMLImageDataReader()
+    reader.SetFileName(str(tmp_path / "b" / "field.vti"))
+    reader.Update()
+    point_data = reader.GetOutput().GetPointData()
+    arrays = [point_data.GetArrayName(i) for i in range(point_data.GetNumberOfArrays())]
+    basin_name = next(a for a in arrays if "basin" in a.lower())
+    assert len(np.unique(vtk_to_numpy(point_data.GetArray(basin_name)))) == 2  # two wells
+    assert main(["export", str(with_topo), "--out", str(tmp_path / "c"), "--no-topology"]) == 0
+    assert "critical_points.vtp" not in {p.name for p in (tmp_path / "c").iterdir()}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["landscape", "--model", "mlp", "--workers", "0", "--out", "{tmp}/w.h5"], "--workers"),
+        (["landscape", "--model", "mlp", "--device", "nonsense", "--out", "{tmp}/d.h5"], "device"),
+        (
+            ["landscape", "--model", "mlp", "--data", "os:no_such_name", "--out", "{tmp}/m.h5"],
+            "no attribute",
+        ),  # fmt: skip
+        (
+            ["landscape", "--model", "mlp", "--data", "json:loads", "--out", "{tmp}/x.h5"],
+            "raised TypeError",
+        ),  # fmt: skip
+        (["topology", "{tmp}/well.h5", "--json", "/proc/t.json"], "could not"),  # unwritable
+        (["report", "{tmp}", "--out", "/proc/r.html"], "could not"),
+        (["export", "{tmp}/well.h5", "--out", "/proc/pv"], "could not"),
+    ],
+)
+def test_cli_mistakes_exit_2_with_one_sentence(double_well, tmp_path, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    before = double_well.read_bytes()
+    r = subprocess.run(
+        [sys.executable, "-m", "losstopo.cli", *argv, "--quiet"]
+        if argv[0] == "landscape"
+        else [sys.executable, "-m", "losstopo.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert double_well.read_bytes() == before  # nothing saved is touched
 
 
 @pytest.mark.slow

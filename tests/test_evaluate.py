@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from losstopo import Grid, ParameterSpace, PlaneProjector, evaluate, random_directions
@@ -291,3 +292,28 @@ def test_batchnorm_recompute_independent_of_evaluation_batch_size():
         for bs in (8, 64)
     ]
     np.testing.assert_allclose(fields[0].values, fields[1].values, rtol=1e-6)
+
+
+def test_cross_entropy_and_accuracy_match_torch_including_overflow():
+    """The fused per-point loss/accuracy equals torch's, also where a logit overflows."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5))
+    x, y = torch.randn(30, 4), torch.randint(1, 5, (30,))
+    x[:, 0] = 10.0
+    direction = torch.zeros(1, 25)
+    direction[0, 0] = 1.0  # the weight from input 0 to class 0
+    proj = PlaneProjector(model, direction)
+    grid = Grid({"a": np.array([0.0, 0.5, 1e38])})  # logit 10 * 1e38 overflows float32 to +inf
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        f = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False)
+    with torch.no_grad():
+        for i, a in enumerate(grid.axes["a"][:2]):
+            net = copy.deepcopy(model)
+            net[0].weight[0, 0] += float(a)
+            out = net(x)
+            assert f.values[i] == pytest.approx(float(F.cross_entropy(out, y)), rel=1e-6)
+            acc = float((out.argmax(1) == y).double().mean())
+            assert f.metrics["accuracy"][i] == pytest.approx(acc)
+    # a +inf logit: torch's cross_entropy gives NaN, and so does the engine (non-finite policy)
+    assert np.isnan(f.values[2])
+    assert f.metrics["accuracy"][2] == 0.0  # every prediction is class 0, no target is

@@ -76,6 +76,17 @@ def test_checkpoint_mismatch_named(tmp_path, tiny_model):
         assert torch.equal(v, before[k])
 
 
+def test_checkpoint_with_extra_tensor_refused(tmp_path, tiny_model):
+    state = dict(tiny_model.state_dict())
+    state["2.extra"] = torch.zeros(3)
+    torch.save(state, tmp_path / "extra.pt")
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"tensor '2.extra' that the model does not have"):
+        load_into(tiny_model, tmp_path / "extra.pt")
+    for k, v in tiny_model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
 class Custom:
     pass
 

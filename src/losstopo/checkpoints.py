@@ -87,5 +87,11 @@ def load_into(
             f"Checkpoint {Path(path).name} has no tensor {missing[0]!r} that the model has; it was "
             "saved from another architecture."
         )
-    model.load_state_dict(state, strict=False)
+    extra = [n for n in state if n not in own]
+    if extra:
+        raise CheckpointError(
+            f"Checkpoint {Path(path).name} has a tensor {extra[0]!r} that the model does not have; "
+            "it was saved from another architecture. Load it into the model it came from."
+        )
+    model.load_state_dict(state, strict=True)
     return model

@@ -39,9 +39,21 @@ def _import_object(spec: str, what: str) -> Any:
     obj = getattr(module, attr, None)
     if obj is None:
         raise InvalidParameterError(
-            f"Module {module_name!r} has no attribute {attr!r} (from {what} {spec!r})."
+            f"Module {module_name!r} has no attribute {attr!r} (from {what} {spec!r}); give "
+            "'module:name' with a name the module defines."
         )
     return obj
+
+
+def _call_user(obj: Any, spec: str, what: str) -> Any:
+    """Call a user's factory, turning its exception into one clear sentence."""
+    try:
+        return obj()
+    except Exception as exc:  # noqa: BLE001 - the user's code; report it, do not crash
+        raise InvalidParameterError(
+            f"Calling {what} {spec!r} raised {type(exc).__name__}: {exc}; fix the function or "
+            "give another one."
+        ) from exc
 
 
 def resolve_model(spec: str, seed: int = 0) -> Any:
@@ -57,7 +69,9 @@ def resolve_model(spec: str, seed: int = 0) -> Any:
             "'module:function' returning an nn.Module."
         )
     obj = _import_object(spec, "model")
-    model = obj() if callable(obj) and not isinstance(obj, nn.Module) else obj
+    model = (
+        _call_user(obj, spec, "model") if callable(obj) and not isinstance(obj, nn.Module) else obj
+    )
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(
             f"Model {spec!r} gave a {type(model).__name__}, expected an nn.Module."
@@ -73,7 +87,7 @@ def resolve_data(spec: str) -> Any:
     if ":" not in spec:
         return load_builtin(spec)  # raises the clear unknown-name error
     obj = _import_object(spec, "data")
-    return obj() if callable(obj) else obj
+    return _call_user(obj, spec, "data") if callable(obj) else obj
 
 
 # ---------------------------------------------------------------------- commands
@@ -94,6 +108,7 @@ def cmd_landscape(args: argparse.Namespace) -> int:
         raise InvalidParameterError(
             f"The directory {out.resolve().parent} for --out does not exist; create it first."
         )
+    validate_int(args.workers, "--workers", low=1)
     model = resolve_model(args.model, seed=args.seed)
     data_spec = args.data or DEFAULT_DATA_FOR_MODEL.get(args.model)
     if data_spec is None:
@@ -314,18 +329,53 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise InvalidParameterError(
             f"The parent directory of --out {out} does not exist; create it first."
         )
+    topology = None if args.format == "ply" else _export_topology(field, args)
+    created = not out.exists()
     out.mkdir(exist_ok=True)
-    if args.format == "ply":
-        from .export import write_ply
+    try:
+        if args.format == "ply":
+            from .export import write_ply
 
-        written = [write_ply(field, out / (Path(args.file).stem + ".ply"), log=args.log)]
-    else:
-        from .export import write_paraview
+            written = [write_ply(field, out / (Path(args.file).stem + ".ply"), log=args.log)]
+        else:
+            from .export import write_paraview
 
-        written = write_paraview(field, out, topology=field.topology)
+            # topology None: write no topology at all (not the field's own, partial one)
+            written = write_paraview(field.with_topology(None), out, topology=topology)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a refused export leaves no empty directory behind
+        raise
     for path in written:
         print(path)
     return 0
+
+
+def _export_topology(field: Any, args: argparse.Namespace) -> Any:
+    """The topology to export: the field's own when complete, else computed here.
+
+    A summary read back from a file keeps its numbers but not the per-vertex segmentation, so it
+    is recomputed with the same threshold and connectivity (or ``--min-persistence``).
+    """
+    stored = field.topology
+    if args.no_topology or not 1 <= field.grid.ndim <= 3:
+        return None
+    if stored is not None and stored.join_tree is not None and args.min_persistence is None:
+        return stored
+    from .topology import analyze
+
+    if args.min_persistence is not None:
+        threshold, relative = args.min_persistence, args.relative
+    elif stored is not None:
+        threshold, relative = stored.min_persistence, False
+    else:
+        threshold, relative = DEFAULT_EXPORT_PERSISTENCE, True
+    connectivity = stored.connectivity if stored is not None else "freudenthal"
+    return analyze(field, min_persistence=threshold, relative=relative, connectivity=connectivity)
+
+
+#: Simplification threshold for ``export`` of a field without topology: 1 % of its value range.
+DEFAULT_EXPORT_PERSISTENCE = 0.01
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -436,6 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="vtk: .vti/.vtp/.vtm bundle + open_in_paraview.py; ply: a height-field mesh of a 2D field",
     )
     exp.add_argument("--log", action="store_true", help="PLY heights from log10 of the loss")
+    exp.add_argument(
+        "--min-persistence",
+        type=float,
+        default=None,
+        help="topology threshold (default: the field's stored one, else 1%% of the value range)",
+    )
+    exp.add_argument(
+        "--relative", action="store_true", help="read --min-persistence as a fraction of the range"
+    )
+    exp.add_argument("--no-topology", action="store_true", help="export the field and paths only")
     exp.set_defaults(func=cmd_export)
 
     rep = sub.add_parser("report", help="write a self-contained report.html for a run directory")
@@ -463,6 +523,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LosstopoError as exc:
         print(f"losstopo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable, missing or full location
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(
+            f"losstopo {args.command}: error: could not read or write a file{where}: "
+            f"{exc.strerror or exc}; check the path and its permissions.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(

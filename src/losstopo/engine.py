@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._fold import fold_batchnorm
 from .data import EvalData, LossFn
 from .space import ParameterSpace
 
@@ -109,6 +110,8 @@ class Evaluator:
         self.batch_size = batch_size or min(data.n_samples, 4096)
         self._split: _FirstLayerSplit | None = None
         self._first_layer_requested = first_layer
+        # Eval-mode BatchNorm folded into the layer before it (refreshed at every point).
+        self._folded = fold_batchnorm(self.net) if bn == "eval" else None
 
     # ------------------------------------------------------------------ setup
     def prepare(self, n_points: int) -> None:
@@ -164,7 +167,8 @@ class Evaluator:
 
     @property
     def engine_name(self) -> str:
-        return "sequential+first-layer-split" if self._split is not None else "sequential"
+        name = "sequential+first-layer-split" if self._split is not None else "sequential"
+        return name + ("+bn-folded" if self._folded is not None else "")
 
     def _n_components(self) -> int:
         return int(getattr(self.projector, "n_components_", 1))
@@ -173,10 +177,16 @@ class Evaluator:
     def set_point(self, coords: np.ndarray, decoded: np.ndarray | None = None) -> None:
         """Write the parameters of one point into the flat buffer, fresh from the centre."""
         if self.linear:
-            self.flat.copy_(self.center)
+            fresh = True  # the first term writes center + a d straight into the buffer
             for k, a in enumerate(coords):
                 if a != 0.0:
-                    self.flat.add_(self.components[k], alpha=float(a))
+                    if fresh:
+                        torch.add(self.center, self.components[k], alpha=float(a), out=self.flat)
+                        fresh = False
+                    else:
+                        self.flat.add_(self.components[k], alpha=float(a))
+            if fresh:
+                self.flat.copy_(self.center)
         else:
             assert decoded is not None
             self.flat.copy_(torch.as_tensor(decoded, dtype=self.dtype))
@@ -245,14 +255,23 @@ class Evaluator:
     def _evaluate_current(self, coords: np.ndarray) -> np.ndarray:
         losses: list[torch.Tensor] = []
         hits: list[torch.Tensor] = []
+        fused = self.loss_name == "cross_entropy" and bool(self.metrics)
         with torch.inference_mode():
-            batches = (
-                self._split.batches(coords)
-                if self._split is not None
-                else ((self.net, x, y) for x, y in self.data.batches(self.batch_size, self.device))
-            )
+            net = self.net
+            if self._folded is not None:
+                self._folded.refresh()  # the split's tail may hold folded layers too
+                net = self._folded.net
+            if self._split is not None:
+                batches = self._split.batches(coords)
+            else:
+                batches = ((net, x, y) for x, y in self.data.batches(self.batch_size, self.device))
             for fn, x, y in batches:
                 out = fn(x)
+                if fused and y.dtype == torch.int64 and out.dim() == 2:
+                    loss, hit = _cross_entropy_and_hits(out, y)
+                    losses.append(loss)
+                    hits.append(hit)
+                    continue
                 losses.append(self._loss_sum(out, y))
                 if self.metrics:
                     hits.append((out.argmax(dim=-1) == y).sum())
@@ -322,6 +341,21 @@ class Evaluator:
         return out
 
 
+def _cross_entropy_and_hits(
+    out: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy (float64) and the number of correct argmax predictions, in one pass.
+
+    One row maximum serves both the stable log-sum-exp and the prediction (the first maximal
+    index, as ``argmax``): half the kernels of ``logsumexp`` plus ``argmax`` on small outputs.
+    A ``+inf`` logit gives NaN, as ``torch.nn.functional.cross_entropy`` does.
+    """
+    top, predicted = out.max(dim=1)
+    lse = (out - top[:, None]).exp_().sum(dim=1).log_().add_(top)
+    loss = (lse - out.gather(1, y[:, None]).squeeze(1)).sum(dtype=torch.float64)
+    return loss, (predicted == y).sum()
+
+
 class _FirstLayerSplit:
     """Precomputed first-layer terms ``W0 x + b0`` and ``D_i x + db_i`` for a linear projector."""
 
@@ -340,7 +374,7 @@ class _FirstLayerSplit:
 
     @classmethod
     def build(cls, ev: Evaluator) -> _FirstLayerSplit | None:
-        net = ev.net
+        net = ev._folded.net if ev._folded is not None else ev.net
         if not isinstance(net, nn.Sequential):
             return None
         mods = list(net)
@@ -363,7 +397,7 @@ class _FirstLayerSplit:
             return None
         prefix = nn.Sequential(*mods[:first])
         tail = nn.Sequential(*mods[first + 1 :])
-        pname = {id(p): n for n, p in net.named_parameters()}
+        pname = {id(p): n for n, p in ev.net.named_parameters()}  # names of the original
         w_name = pname[id(layer.weight)]
         b_name = pname[id(layer.bias)] if layer.bias is not None else None
         slices = ev.space.slices()

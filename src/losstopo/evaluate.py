@@ -35,6 +35,7 @@ from .data import EvalData, resolve_loss
 from .engine import SUPPORTED_METRICS, Evaluator, PointFailure
 from .errors import (
     EvaluationError,
+    InvalidParameterError,
     InvalidTypeError,
     ShapeMismatchError,
     validate_choice,
@@ -127,7 +128,13 @@ def evaluate(
     if device is None:
         dev = distributed.local_device(size)
     else:
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise InvalidParameterError(
+                f"Unknown device {device!r} ({exc}); give 'cpu', 'cuda', 'cuda:1', 'mps' or a "
+                "torch.device."
+            ) from exc
 
     space = ParameterSpace.from_module(model)
     _check_projector(projector, space, grid)

@@ -128,6 +128,11 @@ class PointStore:
 def store_progress(path: str | Path) -> tuple[int, int, bool]:
     """``(done, total, complete)`` of a store or field file."""
     with open_field_file(path) as f:
+        if "values" not in f:
+            raise FieldFormatError(
+                f"{path} is marked as a losstopo field but has no 'values' dataset; it is damaged "
+                "or was not written by losstopo. Recompute it."
+            )
         total = int(np.prod(f["values"].shape))
         complete = bool(f.attrs.get("complete", True))
         done = int(np.count_nonzero(f["done"][()])) if "done" in f else (total if complete else 0)
