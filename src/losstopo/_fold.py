@@ -6,7 +6,8 @@ weights from the current parameters (cheap: a few operations on the weights) bef
 so the fold is exact up to float rounding and never stale.
 
 Only ``nn.Sequential`` containers (nested ones too) are rewritten: a layer immediately followed by
-a BatchNorm with running statistics. Modules with their own ``forward`` (residual blocks) are
+a BatchNorm with running statistics (and a ReLU right after the pair runs in place, on the folded
+layer's fresh output). Modules with their own ``forward`` (residual blocks) are
 left as they are.
 
 Examples
@@ -106,6 +107,9 @@ def _rewrite(seq: nn.Sequential, pairs: list[FoldedLayer]) -> nn.Sequential:
             pairs.append(folded)
             out.append(folded)
             i += 2
+            if i < len(mods) and type(mods[i]) is nn.ReLU:
+                out.append(nn.ReLU(inplace=True))  # the folded layer's output is a fresh tensor
+                i += 1
             continue
         out.append(_rewrite(m, pairs) if type(m) is nn.Sequential else m)
         i += 1
