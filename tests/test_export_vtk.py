@@ -201,6 +201,13 @@ def test_unwritable_directory(tmp_path):
         ro.chmod(0o700)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_directory_that_refuses_files():
+    """Runs as root too: /proc exists but no file can be created in it."""
+    with pytest.raises(InvalidParameterError, match="not writable"):
+        write_paraview(quad_field(2), "/proc")
+
+
 def test_all_nan_field_still_exports_the_image(tmp_path):
     g = Grid.square(5, 1.0, 2)
     names = [p.name for p in write_paraview(LossField(np.full(g.shape, np.nan), g), tmp_path)]

@@ -33,3 +33,21 @@ def test_zero_direction_refused(tiny_model):
 def test_direction_size_mismatch(tiny_model):
     with pytest.raises(ShapeMismatchError, match="same model"):
         PlaneProjector(tiny_model, torch.ones(2, 5)).fit()
+
+
+def test_random_direction_provenance_reaches_the_field():
+    import torch
+
+    from losstopo import Grid, LossField, PlaneProjector, evaluate, random_directions
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    data = (torch.randn(20, 4), torch.randint(0, 3, (20,)))
+    dirs = random_directions(model, seed=7, normalization="layer")
+    field = evaluate(
+        model, data, "cross_entropy", PlaneProjector(model, dirs), Grid.square(3), progress=False
+    )
+    recorded = field.attrs["projector"]["directions"]
+    assert recorded["seed"] == 7 and recorded["normalization"] == "layer"
+    given = PlaneProjector(model, torch.randn(2, 15)).fit().describe()
+    assert given["directions"] == {"kind": "given"}
+    assert isinstance(field, LossField)

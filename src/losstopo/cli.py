@@ -136,6 +136,12 @@ def cmd_landscape(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             lr=0.05 if args.model == "cnn" else 0.1,
         )
+    elif not args.quiet and ":" not in args.model:
+        print(
+            f"note: built-in {args.model} is not trained here; it is evaluated at its random "
+            "initialisation. Pass --checkpoint FILE.pt to evaluate trained weights.",
+            file=sys.stderr,
+        )
     loss_name = "mse" if args.model == "pinn" else args.loss
     directions = random_directions(
         model,

@@ -89,7 +89,17 @@ def random_directions(
     if orthogonalize:
         out = _gram_schmidt(out)
     ref = space.flatten(model)
-    return out.to(device=ref.device, dtype=ref.dtype)
+    result = out.to(device=ref.device, dtype=ref.dtype)
+    # How they were drawn, recorded by PlaneProjector.describe() into a field's provenance.
+    result.provenance = {  # type: ignore[attr-defined]
+        "kind": "random",
+        "seed": int(seed),
+        "normalization": normalization,
+        "ignore": ignore,
+        "include": include,
+        "orthogonalize": bool(orthogonalize),
+    }
+    return result
 
 
 def _normalize(

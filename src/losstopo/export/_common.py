@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def check_directory(directory: str | os.PathLike[str]) -> Path:
         raise InvalidParameterError(
             f"The output path {path} is a file, not a directory; pass a directory to write into."
         )
-    if not os.access(path, os.W_OK | os.X_OK):
+    if not _can_create_files_in(path):
         raise InvalidParameterError(
             f"The output directory {path} is not writable; choose another directory or fix its "
             "permissions."
@@ -170,3 +171,14 @@ class HeightMap:
 def log_loss(values: np.ndarray) -> np.ndarray:
     """The ``log_loss`` export array (same transform as the plots)."""
     return log_loss_values(values)
+
+
+def _can_create_files_in(path: Path) -> bool:
+    """Whether a file can really be created in ``path`` (permission bits mean nothing to root)."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".losstopo-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True

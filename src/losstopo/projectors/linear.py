@@ -139,6 +139,8 @@ class PlaneProjector(LinearProjector):
         return {
             "name": "PlaneProjector",
             "n_components": int(np.asarray(self.components_).shape[0]),
+            # how the directions were drawn (random_directions records it on its tensor)
+            "directions": dict(getattr(self.directions, "provenance", None) or {"kind": "given"}),
         }
 
 
