@@ -28,6 +28,10 @@ def test_topology_command(double_well, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["connectivity"] == "freudenthal"
     assert main(["topology", str(double_well), "--connectivity", "cubical"]) == 0
+    assert LossField.load(double_well).topology is None
+    assert main(["topology", str(double_well), "--min-persistence", "0.1", "--save"]) == 0
+    stored = LossField.load(double_well)
+    assert stored.topology.n_minima == 2 and stored.topology.min_persistence == 0.1
 
 
 def test_topology_bad_input_exit_2(double_well, tmp_path):

@@ -319,6 +319,9 @@ def cmd_topology(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(summary.to_dict(), indent=2))
         print(f"wrote {args.json}")
+    if args.save:
+        field.with_topology(summary).save(args.file)  # atomic: the old file stays on any error
+        print(f"stored the summary in {args.file}")
     return 0
 
 
@@ -478,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     topo.add_argument("--connectivity", default="freudenthal", choices=["freudenthal", "cubical"])
     topo.add_argument("--json", help="also write the summary as JSON to this file")
+    topo.add_argument(
+        "--save", action="store_true", help="store the summary in FIELD.h5 (replacing its own)"
+    )
     topo.set_defaults(func=cmd_topology)
 
     exp = sub.add_parser(
