@@ -190,3 +190,22 @@ def test_demo_end_to_end(tmp_path):
         assert (out / f"fidelity_{name}.csv").exists() and (out / f"fidelity_{name}.png").exists()
     html = (out / "report.html").read_text()
     assert "Projector fidelity" in html and "fidelity_global.csv" in html
+
+
+def test_topology_save_keeps_a_store_resumable(tmp_path, tiny_model, tiny_data):
+    from losstopo import PlaneProjector, evaluate, random_directions
+
+    store = tmp_path / "run.h5"
+    proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
+
+    def run():
+        return evaluate(
+            tiny_model, tiny_data, "cross_entropy", proj, Grid.square(5), store=store,
+            progress=False,
+        )  # fmt: skip
+
+    first = run()
+    assert main(["topology", str(store), "--save"]) == 0
+    again = run()  # the store is still recognised as this computation's
+    np.testing.assert_array_equal(again.values, first.values)
+    assert LossField.load(store).topology is not None

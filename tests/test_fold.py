@@ -117,3 +117,77 @@ def test_first_layer_split_with_a_folded_tail():
         with torch.no_grad():
             out.append(float(torch.nn.functional.cross_entropy(ref(x), y)))
     np.testing.assert_allclose(field.values.ravel(), out, rtol=1e-5)
+
+
+def _reference(model, proj, grid, x, y):
+    ref = copy.deepcopy(model).eval()
+    out = []
+    for coords in grid.points():
+        vec = torch.as_tensor(proj.inverse_transform(coords[None])[0], dtype=torch.float32)
+        torch.nn.utils.vector_to_parameters(vec, ref.parameters())
+        with torch.no_grad():
+            out.append(float(torch.nn.functional.cross_entropy(ref(x), y)))
+    return np.array(out)
+
+
+class _StdLinear(nn.Linear):
+    """A subclass with its own forward (standardised weights): must not be folded or split."""
+
+    def forward(self, x):
+        w = (self.weight - self.weight.mean()) / (self.weight.std() + 1e-5)
+        return torch.nn.functional.linear(x, w, self.bias)
+
+
+def _hooked():
+    layer = nn.Linear(6, 8)
+    layer.register_forward_pre_hook(lambda mod, inp: (inp[0] * 2,))
+    return nn.Sequential(layer, nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _shared():
+    lin, bn = nn.Linear(8, 8), nn.BatchNorm1d(8)
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), lin, bn, nn.ReLU(), lin, bn, nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize(
+    "build, x",
+    [
+        # the model's own in-place ReLU after the first layer must not touch the split's cache
+        (lambda: nn.Sequential(nn.Linear(6, 8), nn.ReLU(inplace=True), nn.Linear(8, 3)), (30, 6)),
+        (
+            lambda: nn.Sequential(
+                nn.Linear(6, 8), nn.LeakyReLU(0.1, inplace=True), nn.Linear(8, 3)
+            ),
+            (30, 6),
+        ),  # fmt: skip
+        (_shared, (30, 6)),  # modules used twice stay twice
+        (lambda: nn.Sequential(_StdLinear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)), (30, 6)),
+        (_hooked, (30, 6)),
+        # Linear acts on the last axis, BatchNorm1d on axis 1: no fold on (N, C, L) inputs
+        (
+            lambda: nn.Sequential(
+                nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Flatten(), nn.Linear(16, 3)
+            ),
+            (30, 4, 4),
+        ),  # fmt: skip
+    ],
+)
+def test_engine_matches_reference_on_awkward_models(build, x):
+    torch.manual_seed(0)
+    model = _randomize_stats(build())
+    inputs, targets = torch.randn(*x), torch.randint(0, 3, (x[0],))
+    proj = PlaneProjector(model, random_directions(model, n=2, seed=0, ignore=None))
+    grid = Grid.square(resolution=5)  # odd: includes the centre
+    field = evaluate(model, (inputs, targets), "cross_entropy", proj, grid, progress=False)
+    expected = _reference(model, proj, grid, inputs, targets)
+    np.testing.assert_allclose(field.values.ravel(), expected, rtol=1e-5)
+
+
+def test_vmap_with_recompute_refused():
+    from losstopo.errors import InvalidParameterError
+
+    model = _randomize_stats(nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)))
+    proj = PlaneProjector(model, random_directions(model, seed=0))
+    data = (torch.randn(20, 6), torch.randint(0, 3, (20,)))
+    with pytest.raises(InvalidParameterError, match="vmap"):
+        evaluate(model, data, "cross_entropy", proj, Grid.square(3), mode="vmap", bn="recompute")

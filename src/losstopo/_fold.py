@@ -68,6 +68,9 @@ class FoldedLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.layer, nn.Linear):
+            if x.dim() != 2:
+                # Linear acts on the last axis, BatchNorm1d on axis 1: only (N, C) inputs fold
+                return self.bn(self.layer(x))
             return F.linear(x, self.weight, self.bias)
         return self.layer._conv_forward(x, self.weight, self.bias)  # type: ignore[operator]
 
@@ -84,8 +87,25 @@ class Folded:
             pair.refresh()
 
 
+def is_plain_layer(module: nn.Module) -> bool:
+    """Exactly ``nn.Linear``/``nn.ConvNd``/``nn.BatchNormNd``: no subclass ``forward``, no hooks,
+    no parametrization, so its output can be computed from its weights directly."""
+    if type(module) not in (nn.Linear, *_CONV, *_BN):
+        return False
+    if module._forward_hooks or module._forward_pre_hooks:
+        return False
+    if getattr(module, "parametrizations", None):
+        return False
+    from torch.nn.modules import module as module_mod
+
+    return not (module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks)
+
+
 def _foldable(layer: nn.Module, bn: nn.Module) -> bool:
-    if not isinstance(bn, _BN) or bn.training or not bn.track_running_stats:
+    if not (is_plain_layer(layer) and is_plain_layer(bn)) or type(bn) not in _BN:
+        return False
+    assert isinstance(bn, nn.modules.batchnorm._BatchNorm)
+    if bn.training or not bn.track_running_stats:
         return False
     if bn.running_mean is None or bn.running_var is None:
         return False
@@ -97,7 +117,7 @@ def _foldable(layer: nn.Module, bn: nn.Module) -> bool:
 
 
 def _rewrite(seq: nn.Sequential, pairs: list[FoldedLayer]) -> nn.Sequential:
-    mods = list(seq.children())
+    mods = list(seq)  # not children(): a module used twice must stay twice
     out: list[nn.Module] = []
     i = 0
     while i < len(mods):

@@ -320,7 +320,9 @@ def cmd_topology(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(summary.to_dict(), indent=2))
         print(f"wrote {args.json}")
     if args.save:
-        field.with_topology(summary).save(args.file)  # atomic: the old file stays on any error
+        from .field import store_topology
+
+        store_topology(args.file, summary)  # atomic; a partial run stays resumable
         print(f"stored the summary in {args.file}")
     return 0
 

@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._fold import fold_batchnorm
+from ._fold import fold_batchnorm, is_plain_layer
 from .data import EvalData, LossFn
+from .errors import InvalidTypeError
 from .space import ParameterSpace
 
 SUPPORTED_METRICS = ("accuracy",)
@@ -84,7 +85,14 @@ class Evaluator:
         self.bn_batch_size = bn_batch_size
         self.memory_cap = memory_cap
         # Private copy: parameters become views of one flat buffer on the device.
-        self.net = copy.deepcopy(model).to(device)
+        try:
+            self.net = copy.deepcopy(model).to(device)
+        except RuntimeError as exc:
+            raise InvalidTypeError(
+                f"The model cannot be copied for evaluation ({exc}). Remove torch.nn.utils."
+                "weight_norm hooks (use torch.nn.utils.parametrizations.weight_norm) or other "
+                "non-leaf parameters."
+            ) from exc
         self.net.eval()
         ref = space.flatten(self.net)
         self.dtype = ref.dtype
@@ -106,7 +114,16 @@ class Evaluator:
             self.components = torch.as_tensor(
                 np.asarray(projector.components_), dtype=self.dtype, device=device
             )
-        self._tune = batch_size is None
+        # BatchNorm without running statistics normalises with each batch's own statistics even
+        # in eval mode: the values depend on the batch size, so use one batch of all the data.
+        self._batch_dependent = any(
+            m.running_mean is None
+            for m in self.net.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        )
+        self._tune = batch_size is None and not self._batch_dependent
+        if batch_size is None and self._batch_dependent:
+            batch_size = data.n_samples
         self.batch_size = batch_size or min(data.n_samples, 4096)
         self._split: _FirstLayerSplit | None = None
         self._first_layer_requested = first_layer
@@ -362,13 +379,13 @@ class _FirstLayerSplit:
     def __init__(
         self,
         layer_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
-        tail: nn.Module,
+        tail: nn.Sequential,
         terms: list[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]],
     ):
         self.layer_fn = layer_fn
         self.tail = tail
         self.terms = terms  # per batch: (base, [term_i], targets)
-        mods = list(tail.children())
+        mods = list(tail)  # not children(): a module used twice must stay twice
         self.relu_first = bool(mods) and type(mods[0]) is nn.ReLU
         self.tail_after_relu = nn.Sequential(*mods[1:]) if self.relu_first else tail
 
@@ -384,12 +401,14 @@ class _FirstLayerSplit:
         if any(any(True for _ in m.buffers()) for m in mods[:first]):
             return None
         layer = mods[first]
-        if isinstance(layer, nn.Linear):
+        if not is_plain_layer(layer):
+            return None  # a subclass with its own forward, hooks or parametrizations
+        if type(layer) is nn.Linear:
 
             def layer_fn(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
                 return F.linear(z, w, b)
         elif isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and layer.padding_mode == "zeros":
-            conv = layer
+            conv = layer  # exact type (is_plain_layer)
 
             def layer_fn(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
                 return conv._conv_forward(z, w, b)
@@ -398,6 +417,10 @@ class _FirstLayerSplit:
         prefix = nn.Sequential(*mods[:first])
         tail = nn.Sequential(*mods[first + 1 :])
         pname = {id(p): n for n, p in ev.net.named_parameters()}  # names of the original
+        if id(layer.weight) not in pname or (
+            layer.bias is not None and id(layer.bias) not in pname
+        ):
+            return None  # e.g. a parametrized weight (weight_norm): computed, not a parameter
         w_name = pname[id(layer.weight)]
         b_name = pname[id(layer.bias)] if layer.bias is not None else None
         slices = ev.space.slices()
@@ -446,7 +469,8 @@ class _FirstLayerSplit:
                     else:
                         h.add_(term, alpha=float(a))
             if h is None:
-                yield self.tail, base, y
+                # the centre: the tail may work in place (ReLU(inplace=True)), never on the cache
+                yield self.tail, base.clone(), y
             elif self.relu_first:
                 # h is a private buffer: the tail's leading ReLU can run in place.
                 yield self.tail_after_relu, h.relu_(), y

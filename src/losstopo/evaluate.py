@@ -149,8 +149,14 @@ def evaluate(
         if bn_data is not None
         else None
     )
+    if mode == "vmap" and bn == "recompute":
+        raise InvalidParameterError(
+            "mode='vmap' cannot re-estimate BatchNorm statistics per point; use bn='eval', or "
+            "mode='sequential' (or 'auto') with bn='recompute'."
+        )
     if mode == "auto":
-        mode = "vmap" if dev.type == "cuda" and space.n_params <= 5_000_000 else "sequential"
+        vmap_ok = dev.type == "cuda" and space.n_params <= 5_000_000 and bn == "eval"
+        mode = "vmap" if vmap_ok else "sequential"
 
     center = space.flatten(model)
     fingerprint = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -302,6 +303,33 @@ def write_atomically(path: Path, write: Any) -> None:
     try:
         with h5py.File(tmp, "w") as f:
             write(f)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def store_topology(path: str | os.PathLike[str], topology: Any) -> None:
+    """Attach a topology summary to an existing field file, keeping everything else in it.
+
+    Unlike re-saving the field, this keeps a resumable store's bookkeeping (``done`` and the
+    fingerprint), so the run can still be resumed. Atomic: a copy is changed, then renamed over
+    the original.
+    """
+    path = Path(path)
+    with open_field_file(path):
+        pass  # a clear error for a missing, foreign or corrupt file
+    to_dict = getattr(topology, "to_dict", None)
+    payload = json.dumps(_jsonable(to_dict() if callable(to_dict) else topology))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+") as f:
+            f.attrs["topology_json"] = payload
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
