@@ -293,15 +293,19 @@ def _check_parent(path: Path) -> None:
         )
 
 
-def write_atomically(path: Path, write: Any) -> None:
+def write_atomically(path: Path, write: Any, *, start_from_existing: bool = False) -> None:
     """Write an HDF5 file through ``write(h5file)`` into a temporary file, then rename it over ``path``.
 
-    A crash or ``kill -9`` at any moment leaves either the old file or the new one, never a mix.
+    With ``start_from_existing`` the temporary file starts as a copy of ``path`` (opened for
+    update) instead of empty. A crash or ``kill -9`` at any moment leaves either the old file or
+    the new one, never a mix.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
+        if start_from_existing:
+            shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+" if start_from_existing else "w") as f:
             write(f)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -316,27 +320,18 @@ def store_topology(path: str | os.PathLike[str], topology: Any) -> None:
     """Attach a topology summary to an existing field file, keeping everything else in it.
 
     Unlike re-saving the field, this keeps a resumable store's bookkeeping (``done`` and the
-    fingerprint), so the run can still be resumed. Atomic: a copy is changed, then renamed over
-    the original.
+    fingerprint), so the run can still be resumed. Atomic, as :func:`write_atomically`.
     """
     path = Path(path)
     with open_field_file(path):
         pass  # a clear error for a missing, foreign or corrupt file
     to_dict = getattr(topology, "to_dict", None)
     payload = json.dumps(_jsonable(to_dict() if callable(to_dict) else topology))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "r+") as f:
-            f.attrs["topology_json"] = payload
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def write(f: h5py.File) -> None:
+        f.attrs["topology_json"] = payload
+
+    write_atomically(path, write, start_from_existing=True)
 
 
 class open_field_file:
