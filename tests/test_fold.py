@@ -23,6 +23,17 @@ def _randomize_stats(net):
     return net.eval()
 
 
+def _reference(model, proj, grid, x, y):
+    ref = copy.deepcopy(model).eval()
+    out = []
+    for coords in grid.points():
+        vec = torch.as_tensor(proj.inverse_transform(coords[None])[0], dtype=torch.float32)
+        torch.nn.utils.vector_to_parameters(vec, ref.parameters())
+        with torch.no_grad():
+            out.append(float(torch.nn.functional.cross_entropy(ref(x), y)))
+    return np.array(out)
+
+
 @pytest.mark.parametrize(
     "net, x",
     [
@@ -82,19 +93,7 @@ def test_engine_folds_and_matches_the_reference():
     grid = Grid.square(resolution=5)
     field = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False)
     assert field.attrs["engine"].endswith("+bn-folded")
-    ref = copy.deepcopy(model).eval()
-    params = dict(ref.named_parameters())
-    out = []
-    for coords in grid.points():
-        vec = proj.inverse_transform(coords[None])[0]
-        offset = 0
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                n = p.numel()
-                params[name].copy_(torch.as_tensor(vec[offset : offset + n]).view_as(p))
-                offset += n
-            out.append(float(torch.nn.functional.cross_entropy(ref(x), y)))
-    np.testing.assert_allclose(field.values.ravel(), out, rtol=1e-5)
+    np.testing.assert_allclose(field.values.ravel(), _reference(model, proj, grid, x, y), rtol=1e-5)
 
 
 def test_first_layer_split_with_a_folded_tail():
@@ -109,25 +108,7 @@ def test_first_layer_split_with_a_folded_tail():
     grid = Grid.square(resolution=5)
     field = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False)
     assert field.attrs["engine"] == "sequential+first-layer-split+bn-folded"
-    ref = copy.deepcopy(model).eval()
-    out = []
-    for coords in grid.points():
-        vec = torch.as_tensor(proj.inverse_transform(coords[None])[0], dtype=torch.float32)
-        torch.nn.utils.vector_to_parameters(vec, ref.parameters())
-        with torch.no_grad():
-            out.append(float(torch.nn.functional.cross_entropy(ref(x), y)))
-    np.testing.assert_allclose(field.values.ravel(), out, rtol=1e-5)
-
-
-def _reference(model, proj, grid, x, y):
-    ref = copy.deepcopy(model).eval()
-    out = []
-    for coords in grid.points():
-        vec = torch.as_tensor(proj.inverse_transform(coords[None])[0], dtype=torch.float32)
-        torch.nn.utils.vector_to_parameters(vec, ref.parameters())
-        with torch.no_grad():
-            out.append(float(torch.nn.functional.cross_entropy(ref(x), y)))
-    return np.array(out)
+    np.testing.assert_allclose(field.values.ravel(), _reference(model, proj, grid, x, y), rtol=1e-5)
 
 
 class _StdLinear(nn.Linear):
