@@ -117,10 +117,7 @@ def run_projector_demo(
         ratio = [round(float(r), 4) for r in pca.explained_variance_ratio_]
         section = {"pca": _landscape_summary(field, topo, seconds, explained_variance_ratio=ratio)}
 
-        t0 = time.perf_counter()
-        ae = AutoEncoderProjector(n_components=2, anchors="corners", random_state=0, progress=False)
-        ae.fit(traj)
-        fit_seconds = time.perf_counter() - t0
+        ae, fit = _fit_autoencoder(traj, anchors="corners")
         field, topo, seconds = landscape(
             run,
             ae,
@@ -129,9 +126,7 @@ def run_projector_demo(
             f"{run.name}_autoencoder",
             f"{run.name}: auto-encoder latent box (log loss)",
         )
-        section["autoencoder"] = _landscape_summary(
-            field, topo, seconds, fit_seconds=round(fit_seconds, 2), epochs=int(ae.n_epochs_)
-        )
+        section["autoencoder"] = _landscape_summary(field, topo, seconds, **fit)
         summary[run.name] = section
 
     # -- global landscape over two MLP runs from different seeds (GlobScope)
@@ -150,10 +145,7 @@ def run_projector_demo(
     )
     log(f"{first.name}-seed1: trained {first.epochs} epochs in {time.perf_counter() - t0:.1f} s")
     both = Trajectory.concat([first.trajectory.with_run(f"{first.name}-seed0"), second])
-    t0 = time.perf_counter()
-    ae = AutoEncoderProjector(n_components=2, anchors="circle", random_state=0, progress=False)
-    ae.fit(both)
-    fit_seconds = time.perf_counter() - t0
+    ae, fit = _fit_autoencoder(both, anchors="circle")
     field, topo, seconds = landscape(
         first,
         ae,
@@ -168,9 +160,7 @@ def run_projector_demo(
     summary["global"] = {
         "runs": both.run_ids,
         "checkpoints": len(both),
-        **_landscape_summary(
-            field, topo, seconds, fit_seconds=round(fit_seconds, 2), epochs=int(ae.n_epochs_)
-        ),
+        **_landscape_summary(field, topo, seconds, **fit),
         "final_losses": {
             rid: round(float(path.loss[-1]), 5)
             for rid, path in sorted(field.paths.items())
@@ -249,6 +239,15 @@ def end_basins(field: LossField, topo: TopologySummary) -> dict[str, dict[str, A
             "basin_minimum_loss": round(float(field.values.flat[minimum]), 5),
         }
     return out
+
+
+def _fit_autoencoder(traj: Trajectory, anchors: str) -> tuple[AutoEncoderProjector, dict[str, Any]]:
+    """The demo's auto-encoder fitted on ``traj``, and its fit time and epochs for the summary."""
+    t0 = time.perf_counter()
+    ae = AutoEncoderProjector(n_components=2, anchors=anchors, random_state=0, progress=False)
+    ae.fit(traj)
+    fit = {"fit_seconds": round(time.perf_counter() - t0, 2), "epochs": int(ae.n_epochs_)}
+    return ae, fit
 
 
 def _round(value: Any) -> Any:
