@@ -56,7 +56,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, validate_choice, validate_float, validate_int
-from ._common import check_min_points, check_n_components, check_n_params, check_random_state
+from ._common import check_min_points, check_n_components, check_random_state
 from .base import Projector, as_coords, as_points
 
 _CORNER = 0.8  # anchor magnitude inside the tanh box
@@ -503,9 +503,7 @@ class AutoEncoderProjector(Projector):
         Starts from the encoder's estimate and from the code of the nearest fitted checkpoint,
         keeps the better, then refines with ``refine_steps`` L-BFGS steps (kept only if closer).
         """
-        self._check_is_fitted()
-        points = as_points(X)
-        check_n_params(points, self._n_params, type(self).__name__)
+        points = self._points_to_transform(X)
         coords, _ = self._basis.project(points)
         dev, dt = self._dev, self._dt
         target = torch.as_tensor(coords * self._out_scale, dtype=dt, device=dev)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidParameterError, InvalidTypeError, NotFittedError, ShapeMismatchError
+from ._common import check_n_params
 
 
 def as_points(X: Any, name: str = "X") -> np.ndarray:
@@ -96,6 +97,13 @@ class Projector:
                 f"This {type(self).__name__} instance is not fitted yet; call 'fit' with the "
                 "trajectory before using it."
             )
+
+    def _points_to_transform(self, X: Any) -> np.ndarray:
+        """``X`` as points of the fitted parameter space, after checking the projector is fitted."""
+        self._check_is_fitted()
+        points = as_points(X)
+        check_n_params(points, self._n_params, type(self).__name__)
+        return points
 
     @property
     def n_params_(self) -> int:

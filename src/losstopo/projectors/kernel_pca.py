@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import validate_float
-from ._common import center_scale, check_min_points, check_n_components, check_n_params
+from ._common import center_scale, check_min_points, check_n_components
 from .base import Projector, as_coords, as_points
 
 
@@ -96,9 +96,7 @@ class KernelPCAProjector(Projector):
 
     def transform(self, X: Any) -> np.ndarray:
         """Kernel-PCA coordinates of the points."""
-        self._check_is_fitted()
-        points = as_points(X)
-        check_n_params(points, self._n_params, type(self).__name__)
+        points = self._points_to_transform(X)
         Z = (points.astype(np.float64) - self.mean_) / self.scale_
         return np.asarray(self.kpca_.transform(Z), dtype=np.float64)
 

@@ -31,7 +31,6 @@ from ._common import (
     DECODING_PROJECTORS,
     check_min_points,
     check_n_components,
-    check_n_params,
     check_random_state,
 )
 from .base import Projector, as_points
@@ -115,9 +114,7 @@ class PHATEProjector(Projector):
 
     def transform(self, X: Any) -> np.ndarray:
         """The embedding of the fitted checkpoints, or PHATE's out-of-sample extension."""
-        self._check_is_fitted()
-        points = as_points(X)
-        check_n_params(points, self._n_params, type(self).__name__)
+        points = self._points_to_transform(X)
         if points.shape == self._fit_points.shape and np.array_equal(points, self._fit_points):
             return self.embedding_.copy()
         with warnings.catch_warnings():

@@ -26,7 +26,6 @@ from ._common import (
     center_scale,
     check_min_points,
     check_n_components,
-    check_n_params,
     check_random_state,
 )
 from .base import Projector, as_coords, as_points
@@ -99,9 +98,7 @@ class UMAPProjector(Projector):
 
     def transform(self, X: Any) -> np.ndarray:
         """UMAP coordinates; the fitted checkpoints get their own embedding exactly."""
-        self._check_is_fitted()
-        points = as_points(X)
-        check_n_params(points, self._n_params, type(self).__name__)
+        points = self._points_to_transform(X)
         if points.shape == self._fit_points.shape and np.array_equal(points, self._fit_points):
             return self.embedding_.copy()
         Z = (points.astype(np.float64) - self.mean_) / self.scale_
