@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .data import resolve_loss
 from .directions import random_directions
 from .errors import LosstopoError

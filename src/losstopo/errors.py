@@ -17,7 +17,10 @@ losstopo.errors.InvalidParameterError: The 'resolution' parameter must be an int
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +64,10 @@ class FieldFormatError(LosstopoError, ValueError):
 
 class EvaluationError(LosstopoError, RuntimeError):
     """The model raised while being evaluated at a grid point."""
+
+
+class NoInverseError(InvalidParameterError, NotImplementedError):
+    """A projector that only embeds was asked to decode coordinates back to parameters."""
 
 
 def validate_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
@@ -114,3 +121,58 @@ def validate_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
             f"The '{name}' parameter must be one of {listed}. Got {value!r} instead."
         )
     return value
+
+
+def validate_output_path(
+    path: str | os.PathLike[str], name: str = "output", *, directory: bool = False
+) -> Path:
+    """Check that an output can be written at ``path``; return it as a :class:`~pathlib.Path`.
+
+    With ``directory=False`` (a file), the parent directory must exist and be writable and
+    ``path`` must not be a directory. With ``directory=True``, ``path`` itself must be an existing,
+    writable directory. Writability is checked by creating (and removing) a file, which also holds
+    for root, to whom permission bits mean little.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> validate_output_path(d + "/field.h5", "--out").name
+    'field.h5'
+    >>> validate_output_path(d + "/missing/field.h5", "--out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    losstopo.errors.InvalidParameterError: The directory .../missing for --out does not exist; ...
+    """
+    target = Path(path)
+    where = target if directory else (target.parent if str(target.parent) else Path("."))
+    if not where.exists():
+        what = f"The output directory {where} for {name}" if directory else f"The directory {where} for {name}"
+        raise InvalidParameterError(
+            f"{what} does not exist; create it first (mkdir -p {where})."
+        )
+    if not where.is_dir():
+        raise InvalidParameterError(
+            f"The path {where} for {name} is a file, not a directory; pass a directory to write into."
+        )
+    if not directory and target.is_dir():
+        raise InvalidParameterError(
+            f"The path {target} for {name} is a directory; give a file name inside it."
+        )
+    if not _can_create_files_in(where):
+        raise InvalidParameterError(
+            f"The directory {where} for {name} is not writable; choose another directory or fix "
+            "its permissions."
+        )
+    return target
+
+
+def _can_create_files_in(path: Path) -> bool:
+    """Whether a file can really be created in ``path``."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".losstopo-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
