@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,8 +193,8 @@ def test_no_submodule_imports_the_package_root():
         for imp in ALL_IMPORTS
         if imp.target == "losstopo" and imp.source != "losstopo"
     ]
-    assert not bad, "submodules importing from the losstopo root (import the defining module): " + str(
-        bad
+    assert not bad, (
+        "submodules importing from the losstopo root (import the defining module): " + str(bad)
     )
 
 
@@ -211,3 +212,20 @@ def test_the_checker_sees_a_private_import(tmp_path):
     assert resolve("losstopo.topology.summary", node) == "losstopo.topology.merge_tree"
     graph = nx.DiGraph([("a", "b"), ("b", "a")])
     assert list(nx.simple_cycles(graph))
+
+
+def test_the_design_script_is_the_one_docs_run():
+    """docs/architecture.md runs the seven-line script of the design page, line for line."""
+    design = SRC.parents[1] / "shared" / "DESIGN.md"
+    if not design.exists():
+        pytest.skip("the design page is not beside this checkout")
+    block = re.compile(r"```python\n(.*?)```", re.S)
+
+    def script(text: str) -> list[str]:
+        found = [b for b in block.findall(text) if "space = ParameterSpace.from_module" in b]
+        assert found, "no script block"
+        lines = [ln.strip() for ln in found[0].splitlines() if ln.strip()]
+        return [ln for ln in lines if "verify_topology" not in ln]  # lands with its own issue
+
+    docs = (SRC.parent / "docs" / "architecture.md").read_text()
+    assert script(docs) == script(design.read_text())
