@@ -369,3 +369,21 @@ def _xarray(method: str) -> Any:
 def _plain(value: Any) -> Any:
     """A numpy scalar attribute (as netCDF gives back) as the Python number it was written as."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+#: Names that moved to :mod:`losstopo.io.hdf5`; ``from losstopo.field import ...`` still finds them.
+_MOVED_TO_IO = (
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "open_field_file",
+    "store_topology",
+    "write_atomically",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_IO:
+        from .io import hdf5
+
+        return getattr(hdf5, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
