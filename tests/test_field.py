@@ -107,6 +107,7 @@ def test_topology_must_be_a_summary():
     with pytest.raises(InvalidTypeError, match="got dict"):
         LossField(f.values, f.grid, topology={"n_minima": 1})
     assert f.with_topology(summary).topology is summary
+    assert f.with_topology(summary).with_topology(None).topology is None
 
 
 def assert_same_topology(back, topo):
@@ -193,3 +194,13 @@ def test_to_jsonable_encodes_non_finite_numbers():
         "a": ["nan", "-inf"],
         "1": [0, 1],
     }
+
+
+def test_xarray_form_survives_netcdf(tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("scipy.io")
+    f = make_field()
+    f.to_xarray().to_netcdf(tmp_path / "f.nc", engine="scipy")
+    with xr.open_dataset(tmp_path / "f.nc", engine="scipy") as ds:
+        back = LossField.from_xarray(ds.load())
+    assert back.equals(f) and back.attrs == {"seed": 3, "nested": {"k": [1, 2]}}

@@ -12,8 +12,8 @@ Examples
 >>> field = LossField(values=x**2 + y**2, grid=g, attrs={"note": "bowl"})
 >>> path = os.path.join(tempfile.mkdtemp(), "bowl.h5")
 >>> field.save(path)
->>> LossField.load(path).values.shape
-(5, 5)
+>>> LossField.load(path).equals(field)
+True
 """
 
 from __future__ import annotations
@@ -161,8 +161,10 @@ class LossField:
     def shape(self) -> tuple[int, ...]:
         return self.grid.shape
 
-    def with_topology(self, topology: TopologySummary) -> LossField:
+    def with_topology(self, topology: TopologySummary | None) -> LossField:
         """A copy of this field with ``topology`` (from :func:`losstopo.analyze`) attached.
+
+        ``None`` gives a copy without topology; anything else but a ``TopologySummary`` is refused.
 
         >>> from losstopo import analyze
         >>> from losstopo.testing import analytic_field
@@ -170,7 +172,8 @@ class LossField:
         >>> f.with_topology(analyze(f, min_persistence=0.1)).topology.n_minima
         2
         """
-        _check_topology(topology)
+        if topology is not None:
+            _check_topology(topology)
         return replace(self, topology=topology)
 
     def with_paths(self, paths: Mapping[str, ProjectedPath]) -> LossField:
