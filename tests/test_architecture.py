@@ -22,7 +22,7 @@ PACKAGE = SRC / "losstopo"
 
 #: Lowest first. A module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, ...]] = [
-    ("_version", "errors"),
+    ("_version", "errors", "jsonable"),
     (
         "space",
         "grid",

@@ -9,7 +9,7 @@ from losstopo.errors import (
     InvalidTypeError,
     ShapeMismatchError,
 )
-from losstopo.field import to_jsonable
+from losstopo.jsonable import to_jsonable
 from losstopo.testing import analytic_field
 
 

@@ -6,7 +6,6 @@ import pytest
 
 from losstopo import Grid, LossField, ProjectedPath, analyze
 from losstopo.errors import FieldFormatError, InvalidParameterError, InvalidTypeError
-from losstopo.field import to_jsonable
 from losstopo.io import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -20,6 +19,7 @@ from losstopo.io import (
     write_field,
     write_store,
 )
+from losstopo.jsonable import to_jsonable
 from losstopo.testing import analytic_field
 
 

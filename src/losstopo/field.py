@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import InvalidParameterError, InvalidTypeError, ShapeMismatchError
 from .grid import Grid
+from .jsonable import to_jsonable
 
 if TYPE_CHECKING:
     from .topology import TopologySummary
@@ -68,30 +69,6 @@ class ProjectedPath:
 
     def __len__(self) -> int:
         return int(self.coords.shape[0])
-
-
-def to_jsonable(value: Any) -> Any:
-    """``value`` with only JSON types: arrays and tuples as lists, numpy scalars as Python
-    numbers, non-finite floats as the strings ``"inf"``, ``"-inf"``, ``"nan"``, other objects as
-    their ``str``.
-
-    >>> import numpy as np
-    >>> to_jsonable({"a": np.arange(2), "b": (np.float32(0.5), float("inf")), 3: None})
-    {'a': [0, 1], 'b': [0.5, 'inf'], '3': None}
-    """
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 @dataclass(frozen=True, eq=False)

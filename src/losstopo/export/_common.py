@@ -12,7 +12,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import InvalidParameterError
 from ..field import LossField
-from ..topology import to_jsonable
+from ..jsonable import to_jsonable
 from ..topology.values import log_shift
 
 #: Domain-scaled height surfaces span this fraction of the largest axis extent in z.

@@ -32,8 +32,9 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import FieldFormatError, InvalidTypeError, validate_output_path
-from ..field import LossField, ProjectedPath, to_jsonable
+from ..field import LossField, ProjectedPath
 from ..grid import Grid
+from ..jsonable import to_jsonable
 
 if TYPE_CHECKING:
     from ..topology import TopologySummary

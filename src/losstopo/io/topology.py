@@ -31,7 +31,8 @@ import h5py
 import numpy as np
 
 from ..errors import FieldFormatError, InvalidTypeError
-from ..topology import TopologySummary, to_jsonable
+from ..jsonable import to_jsonable
+from ..topology import TopologySummary
 
 __all__ = ["read_topology", "write_topology"]
 

@@ -12,9 +12,9 @@ encoder of non-finite numbers; :func:`log_loss_values` the value scale plots and
 
 from __future__ import annotations
 
+from ..jsonable import to_jsonable
 from .basins import Basin, BasinTable, basins
 from .critical import CriticalPoints, critical_points
-from .jsonable import to_jsonable
 from .merge_tree import MergeTree, merge_tree
 from .persistence import (
     PersistenceDiagram,

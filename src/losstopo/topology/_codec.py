@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .jsonable import to_jsonable
+from ..jsonable import to_jsonable
 
 
 def array(x: Any, dtype: Any, tail: Sequence[int] = ()) -> np.ndarray:

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import validate_float
+from ..jsonable import to_jsonable
 from ._codec import array, same
 from ._order import Prepared, prepare
 from .hessian_fit import classify_hessians, fit_hessian
-from .jsonable import to_jsonable
 from .merge_tree import MergeTree, absolute_threshold, merge_tree_from_prepared
 
 

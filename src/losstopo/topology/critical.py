@@ -23,10 +23,10 @@ from typing import Any
 import numba
 import numpy as np
 
+from ..jsonable import to_jsonable
 from ._codec import array, same
 from ._order import Prepared, grid_strides, link_tables, prepare
 from .hessian_fit import classify_hessians, fit_hessian
-from .jsonable import to_jsonable
 from .merge_tree import MergeTree, pair_lookup
 
 

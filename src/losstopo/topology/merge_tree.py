@@ -15,9 +15,9 @@ import numba
 import numpy as np
 
 from ..errors import validate_choice, validate_float
+from ..jsonable import to_jsonable
 from ._codec import array, grid_array, same
 from ._order import Prepared, edge_offsets, grid_strides, prepare
-from .jsonable import to_jsonable
 
 
 @numba.njit(cache=True, nogil=True)

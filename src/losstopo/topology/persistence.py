@@ -22,9 +22,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import InvalidParameterError, InvalidTypeError, validate_float
+from ..jsonable import to_jsonable
 from ._codec import array, same
 from ._order import Prepared, prepare
-from .jsonable import to_jsonable
 
 MAX_SIMPLICES = 6_000_000
 

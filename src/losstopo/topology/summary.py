@@ -14,11 +14,11 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import validate_float
+from ..jsonable import to_jsonable
 from ._codec import array, same
 from ._order import TYPE_NAMES, Prepared, prepare
 from .basins import BasinTable, basins_from_tree
 from .critical import CriticalPoints, critical_points_from_prepared
-from .jsonable import to_jsonable
 from .merge_tree import MergeTree, absolute_threshold, merge_tree_from_prepared, pair_lookup
 from .persistence import MAX_SIMPLICES, PersistenceDiagram, diagram_from_prepared
 

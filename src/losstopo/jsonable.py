@@ -9,6 +9,7 @@ reports and the command line all go through it.
 Examples
 --------
 >>> import numpy as np
+>>> from losstopo.jsonable import to_jsonable
 >>> to_jsonable({"pairs": np.array([[0.0, np.inf]]), 1: (np.int64(2), float("nan"))})
 {'pairs': [[0.0, 'inf']], '1': [2, 'nan']}
 """
