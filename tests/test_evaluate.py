@@ -55,18 +55,14 @@ def test_values_match_reference(model_fn, images):
     assert field.attrs["engine"].startswith("sequential")
 
 
-def test_first_layer_split_equals_plain(tiny_model, tiny_data):
+def test_first_layer_split_equals_plain(tiny_model, tiny_data, monkeypatch):
+    from losstopo.engine import FirstLayerSplit
+
     proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
     grid = Grid.square(resolution=7)
     fast = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
-    from losstopo import engine
-
-    plain = engine._FirstLayerSplit.build
-    engine._FirstLayerSplit.build = classmethod(lambda cls, ev: None)  # type: ignore[method-assign]
-    try:
-        slow = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
-    finally:
-        engine._FirstLayerSplit.build = plain  # type: ignore[method-assign]
+    monkeypatch.setattr(FirstLayerSplit, "build", classmethod(lambda cls, *a, **k: None))
+    slow = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
     assert fast.attrs["engine"] == "sequential+first-layer-split"
     assert slow.attrs["engine"] == "sequential"
     np.testing.assert_allclose(fast.values, slow.values, rtol=1e-5)
