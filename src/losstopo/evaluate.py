@@ -283,12 +283,8 @@ def evaluate(
 class PointValues:
     """The loss and metrics at each of ``n`` points of parameter space.
 
-    Attributes
-    ----------
-    loss : ndarray (n,)
-        Mean loss over the data at each point.
-    metrics : dict of name -> ndarray (n,)
-        One array per requested metric.
+    ``loss``: the mean loss over the data at each point, ``(n,)``; ``metrics``: one ``(n,)``
+    array per requested metric, by name.
 
     Examples
     --------
@@ -313,21 +309,12 @@ def evaluate_points(
 ) -> PointValues:
     """The loss (and ``metrics``) of ``model``'s architecture at each row of ``points``.
 
-    The same engine as :func:`evaluate` (eval-mode BatchNorm, the same loss reductions and
-    batch-size choice) on a private copy of the model: the caller's model is not touched, and the
-    values equal :func:`evaluate`'s at the same parameters.
-
-    Parameters
-    ----------
-    model, data, loss : as for :func:`evaluate`
-    points : (n, n_params) array or tensor of flat parameter vectors, or a Trajectory
-    metrics : names of metrics, from :data:`losstopo.engine.metrics.METRICS` (``"accuracy"``)
-    device : where to evaluate (default: :func:`losstopo.engine.default_device`)
-    batch_size : evaluation batch size (default: measured for speed)
-
-    Returns
-    -------
-    PointValues
+    The engine of :func:`evaluate` (eval-mode BatchNorm, the same reductions and batch-size
+    choice) on a private copy of the model: the caller's model is not touched, and the values
+    equal :func:`evaluate`'s at the same parameters. ``points``: an ``(n, n_params)`` array or
+    tensor of flat parameter vectors, or a Trajectory; ``model``, ``data``, ``loss``,
+    ``metrics``, ``device`` (default :func:`losstopo.engine.default_device`) and ``batch_size``
+    (default: measured for speed) as for :func:`evaluate`.
 
     Examples
     --------
@@ -385,12 +372,12 @@ def evaluate_points(
     )
 
 
+@dataclass(frozen=True)
 class _LinearMap:
     """``center + coords @ components`` (float64), for projectors without ``decoder()``."""
 
-    def __init__(self, center: np.ndarray, components: np.ndarray):
-        self.center = center
-        self.components = components
+    center: np.ndarray
+    components: np.ndarray
 
     def __call__(self, coords: np.ndarray) -> np.ndarray:
         a = np.asarray(coords, dtype=np.float64)
@@ -400,10 +387,9 @@ class _LinearMap:
 def as_decoder(projector_or_decoder: Any) -> Any:
     """What the engine decodes grid points with: a linear decoder or a callable.
 
-    A projector's ``decoder()`` when it has one; else a linear decoder (``center``,
-    ``components``) for a linear projector, and its ``inverse_transform`` for any other. A decoder
-    (an object with ``center`` and ``components``, or a callable ``coords -> params``) is
-    returned as it is.
+    A projector's ``decoder()``; without one, a linear map over ``center_``/``components_`` (linear
+    projectors) or ``inverse_transform``. Decoders (``center`` and ``components``, or a callable
+    ``coords -> params``) are returned as they are.
 
     Examples
     --------
