@@ -1,3 +1,5 @@
+"""`losstopo landscape` and `losstopo info`: values checked against direct evaluations."""
+
 import subprocess
 import sys
 
@@ -7,6 +9,15 @@ import torch
 
 from losstopo import LossField
 from losstopo.cli import main
+from losstopo.datasets import digits
+from losstopo.models import build_model
+
+MYMOD = (
+    "import torch\n"
+    "def model():\n    torch.manual_seed(0)\n    return torch.nn.Linear(4, 2)\n"
+    "def data():\n    g = torch.Generator().manual_seed(0)\n"
+    "    return torch.randn(10, 4, generator=g), torch.randint(0, 2, (10,), generator=g)\n"
+)
 
 
 def run_cli(*args, cwd=None):
@@ -15,30 +26,42 @@ def run_cli(*args, cwd=None):
     )
 
 
-def test_landscape_and_info(tmp_path, capsys):
+def loss_at(model, vector, x, y):
+    """Cross-entropy of ``model`` with its parameters replaced by ``vector``, by hand."""
+    vector = torch.as_tensor(vector, dtype=torch.float32)
+    with torch.no_grad():
+        torch.nn.utils.vector_to_parameters(vector, model.parameters())
+        return float(torch.nn.functional.cross_entropy(model(x), y))
+
+
+def flat(model):
+    return torch.nn.utils.parameters_to_vector(model.parameters()).detach().double().numpy()
+
+
+def test_landscape_values_equal_direct_evaluation(tmp_path, capsys):
+    """The centre is the checkpoint, a corner is checkpoint + dx*d1 + dy*d2, both by hand."""
+    from losstopo import random_directions
+
+    model = build_model("mlp", seed=3)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
     out = tmp_path / "f.h5"
-    assert (
-        main(
-            [
-                "landscape",
-                "--model",
-                "mlp",
-                "--resolution",
-                "5",
-                "--epochs",
-                "2",
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    argv = ["landscape", "--model", "mlp", "--checkpoint", str(tmp_path / "m.pt")]
+    assert main([*argv, "--resolution", "5", "--extent", "2", "--out", str(out), "--quiet"]) == 0
     field = LossField.load(out)
     assert field.values.shape == (5, 5)
     assert field.attrs["normalization"] == "filter" and field.attrs["seed"] == 0
+    assert field.attrs["projector"]["name"] == "PlaneProjector" and not field.paths
+    x, y = digits("train")
+    centre = flat(model)
+    assert field.values[2, 2] == pytest.approx(loss_at(model, centre, x, y), rel=1e-5)
+    d = random_directions(model, n=2, normalization="filter", ignore="biasbn", seed=0)
+    d = d.double().numpy().reshape(2, -1)
+    corner = centre - 2.0 * d[0] + 1.0 * d[1]  # grid axes are -2, -1, 0, 1, 2
+    assert field.values[0, 3] == pytest.approx(loss_at(model, corner, x, y), rel=1e-4)
     assert main(["info", str(out)]) == 0
-    assert "Grid(x=[-1..1]x5" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Grid(x=[-2..2]x5" in printed
+    assert f"min {np.min(field.values):.6g}" in printed
 
 
 def test_builtin_training_is_deterministic(tmp_path):
@@ -51,12 +74,7 @@ def test_builtin_training_is_deterministic(tmp_path):
 
 
 def test_module_function_specs(tmp_path):
-    (tmp_path / "mymod.py").write_text(
-        "import torch\n"
-        "def model():\n    torch.manual_seed(0)\n    return torch.nn.Linear(4, 2)\n"
-        "def data():\n    g = torch.Generator().manual_seed(0)\n"
-        "    return torch.randn(10, 4, generator=g), torch.randint(0, 2, (10,), generator=g)\n"
-    )
+    (tmp_path / "mymod.py").write_text(MYMOD)
     r = run_cli(
         "landscape",
         "--model",
@@ -73,7 +91,86 @@ def test_module_function_specs(tmp_path):
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
-    assert LossField.load(tmp_path / "x.h5").values.shape == (3, 3)
+    field = LossField.load(tmp_path / "x.h5")
+    assert field.values.shape == (3, 3)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(10, 4, generator=g), torch.randint(0, 2, (10,), generator=g)
+    with torch.no_grad():
+        direct = float(torch.nn.functional.cross_entropy(model(x), y))
+    assert field.values[1, 1] == pytest.approx(direct, rel=1e-6)
+
+
+def _checkpoint_folder(tmp_path):
+    """A 6-checkpoint run of mymod's Linear model, as ckpt_<step>.pt files in tmp_path/runA."""
+    from losstopo import train
+
+    (tmp_path / "mymod.py").write_text(MYMOD)
+    mymod: dict = {}
+    exec(MYMOD, mymod)
+    model, (x, y) = mymod["model"](), mymod["data"]()
+    traj = train(model, (x, y), epochs=5, seed=0, progress=False, lr=0.5)
+    folder = tmp_path / "runA"
+    folder.mkdir()
+    for step, row in zip(traj.steps, traj.points, strict=True):
+        w = torch.as_tensor(row)
+        torch.save({"weight": w[:8].reshape(2, 4), "bias": w[8:]}, folder / f"ckpt_{step}.pt")
+    return folder, traj, model, x, y
+
+
+def test_landscape_pca_along_a_trajectory_folder(tmp_path):
+    """--projector pca --trajectory DIR: grid, path and values as an independent PCA gives them."""
+    from losstopo import Grid, PCAProjector
+
+    folder, traj, model, x, y = _checkpoint_folder(tmp_path)
+    r = run_cli(
+        "landscape", "--model", "mymod:model", "--data", "mymod:data", "--projector", "pca",
+        "--trajectory", str(folder), "--resolution", "5", "--out", "pca.h5", "--quiet",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    field = LossField.load(tmp_path / "pca.h5")
+    assert field.attrs["projector"]["name"] == "PCAProjector"
+    assert field.attrs["trajectory"] == str(folder)
+    pca = PCAProjector(n_components=2).fit(traj.points)
+    coords = pca.transform(traj.points)
+    grid = Grid.around(coords, resolution=5, margin=0.2)
+    for name in grid.names:
+        np.testing.assert_allclose(field.grid.axes[name], grid.axes[name], rtol=1e-6, atol=1e-9)
+    path = field.paths["runA"]
+    np.testing.assert_allclose(path.coords, coords, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(path.step, traj.steps)
+    # a path's loss is the loss where the field puts it: at the decoded projected checkpoint
+    by_hand = [loss_at(model, row, x, y) for row in pca.inverse_transform(coords)]
+    np.testing.assert_allclose(path.loss, by_hand, rtol=1e-5)
+    point = np.array([[grid.axes["x"][1], grid.axes["y"][3]]])
+    decoded = pca.inverse_transform(point)[0]
+    assert field.values[1, 3] == pytest.approx(loss_at(model, decoded, x, y), rel=1e-4)
+
+
+def test_landscape_pca_on_a_builtin_uses_its_own_trajectory(tmp_path):
+    out = tmp_path / "p.h5"
+    argv = ["landscape", "--model", "mlp", "--projector", "pca", "--epochs", "2"]
+    assert main([*argv, "--resolution", "4", "--out", str(out), "--quiet"]) == 0
+    field = LossField.load(out)
+    assert field.attrs["projector"]["name"] == "PCAProjector"
+    assert field.paths["mlp"].step.tolist() == [0, 1, 2]
+    # the path lies inside the grid it was fitted to
+    for i, name in enumerate(field.grid.names):
+        axis = field.grid.axes[name]
+        assert axis[0] <= field.paths["mlp"].coords[:, i].min() <= axis[-1]
+
+
+def test_deprecated_dims_alias(tmp_path):
+    r = run_cli(
+        "landscape", "--model", "mlp", "--epochs", "1", "--dims", "1", "--resolution", "3",
+        "--out", "one.h5", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if "deprecated" in line]
+    assert notes == ["losstopo: --dims is deprecated and will be removed; use --n-components."]
+    assert LossField.load(tmp_path / "one.h5").grid.names == ("x",)
 
 
 @pytest.mark.parametrize(
@@ -92,12 +189,52 @@ def test_module_function_specs(tmp_path):
             ["landscape", "--model", "mlp", "--resolution", "1", "--out", "x.h5"],
             "'resolution' parameter must be an int >= 2",
         ),
+        (
+            ["landscape", "--model", "mlp", "--n-components", "4", "--out", "x.h5"],
+            r"'n_components' parameter must be an int in the range [1, 3]",
+        ),
         (["landscape", "--model", "mlp", "--out", "missing/x.h5"], "does not exist"),
         (
             ["landscape", "--model", "mlp", "--checkpoint", "nope.pt", "--out", "x.h5"],
             "Checkpoint nope.pt does not exist",
         ),
         (["landscape", "--model", "resnet20", "--out", "x.h5"], "has no built-in data"),
+        (
+            ["landscape", "--model", "mlp", "--projector", "tsne", "--out", "x.h5"],
+            "Unknown --projector 'tsne'; choose one of random, ",
+        ),
+        (
+            ["landscape", "--model", "mlp", "--projector", "phate", "--out", "x.h5"],
+            "cannot decode",
+        ),
+        (
+            [
+                "landscape",
+                "--model",
+                "resnet20",
+                "--data",
+                "synthetic",
+                "--projector",
+                "pca",
+                "--out",
+                "x.h5",
+            ],
+            "--projector pca is fitted on a trajectory; pass --trajectory",
+        ),  # fmt: skip
+        (
+            [
+                "landscape",
+                "--model",
+                "mlp",
+                "--projector",
+                "pca",
+                "--trajectory",
+                "none/",
+                "--out",
+                "x.h5",
+            ],
+            "--trajectory none does not exist",
+        ),  # fmt: skip
         (["info", "missing.h5"], "does not exist"),
     ],
 )
@@ -145,18 +282,31 @@ def test_info_on_a_damaged_field_file(tmp_path):
     assert r.returncode == 2 and "no 'values'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_help_everywhere():
-    commands = ["landscape", "info", "topology", "export", "report", "demo", "compare-projectors"]
-    for cmd in ([], *([c] for c in commands)):
-        r = run_cli(*cmd, "--help")
+def test_help_everywhere_says_what_out_is():
+    out_kind = {
+        "landscape": "output FILE",
+        "report": "output FILE",
+        "export": "output DIRECTORY",
+        "demo": "output DIRECTORY",
+        "compare-projectors": "output DIRECTORY",
+    }
+    r = run_cli("--help")
+    assert r.returncode == 0 and "--out names a FILE" in r.stdout
+    for cmd in ["landscape", "info", "topology", "export", "report", "demo", "compare-projectors"]:
+        r = run_cli(cmd, "--help")
         assert r.returncode == 0 and "usage" in r.stdout
+        text = " ".join(r.stdout.split())
+        if cmd in out_kind:
+            assert out_kind[cmd] in text, cmd
+    assert "--n-components K" in run_cli("landscape", "--help").stdout
 
 
 @pytest.mark.slow
-def test_workers_equal_single_process(tmp_path):
+def test_workers_run_the_argv_given_to_main(tmp_path, monkeypatch):
+    """In-process ``main(argv)`` with another ``sys.argv``: the workers run ``argv``."""
+    monkeypatch.setattr(sys, "argv", ["something-else", "info", "nothing.h5"])
     args = ["landscape", "--model", "mlp", "--resolution", "7", "--epochs", "2", "--quiet"]
-    r = run_cli(*args, "--workers", "2", "--out", "w.h5", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert main([*args, "--workers", "2", "--out", str(tmp_path / "w.h5")]) == 0
     main([*args, "--out", str(tmp_path / "s.h5")])
     w, s = LossField.load(tmp_path / "w.h5"), LossField.load(tmp_path / "s.h5")
     np.testing.assert_allclose(w.values, s.values, rtol=1e-6)

@@ -21,12 +21,21 @@ def double_well(tmp_path):
 
 
 def test_topology_command(double_well, tmp_path, capsys):
+    """The JSON holds the double well's analytic critical points and basins."""
     out = tmp_path / "topo.json"
     assert main(["topology", str(double_well), "--min-persistence", "0.1", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "persistent: 2 minima, 1 saddles" in text
     data = json.loads(out.read_text())
-    assert data["connectivity"] == "freudenthal"
+    assert data["connectivity"] == "freudenthal" and data["min_persistence"] == 0.1
+    crit = data["persistent"]
+    found = sorted(zip(crit["type_name"], map(tuple, crit["coords"]), crit["value"], strict=True))
+    # (x^2 - 1)^2 + y^2: minima 0 at (+-1, 0), a saddle 1 at the origin
+    assert found == [("1-saddle", (0.0, 0.0), 1.0), ("minimum", (-1.0, 0.0), 0.0),
+                     ("minimum", (1.0, 0.0), 0.0)]  # fmt: skip
+    rows = data["basins"]["rows"]
+    assert [r["persistence"] for r in rows] == ["inf", 1.0]  # the barrier between the wells
+    assert rows[1]["saddle_value"] == 1.0
     assert main(["topology", str(double_well), "--connectivity", "cubical"]) == 0
     assert LossField.load(double_well).topology is None
     assert main(["topology", str(double_well), "--min-persistence", "0.1", "--save"]) == 0
@@ -52,13 +61,27 @@ def test_topology_bad_input_exit_2(double_well, tmp_path):
 
 
 def test_export_command(double_well, tmp_path, capsys):
+    """The .vti holds the field's values on its grid; the PLY one vertex per grid point."""
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
     assert main(["export", str(double_well), "--out", str(tmp_path / "pv")]) == 0
     names = {p.name for p in (tmp_path / "pv").iterdir()}
     assert {"field.vti", "landscape.vtm", "open_in_paraview.py"} <= names
+    field = LossField.load(double_well)
+    reader = vtk.vtkXMLImageDataReader()
+    reader.SetFileName(str(tmp_path / "pv" / "field.vti"))
+    reader.Update()
+    image = reader.GetOutput()
+    assert image.GetDimensions() == (41, 21, 1)
+    assert image.GetSpacing()[:2] == pytest.approx((0.1, 0.1))
+    values = vtk_to_numpy(image.GetPointData().GetScalars())
+    np.testing.assert_allclose(values.reshape(21, 41).T, field.values, rtol=1e-6)
     assert (
         main(["export", str(double_well), "--out", str(tmp_path / "ply"), "--format", "ply"]) == 0
     )
-    assert (tmp_path / "ply" / "well.ply").read_bytes().startswith(b"ply\nformat binary")
+    ply = (tmp_path / "ply" / "well.ply").read_bytes()
+    assert ply.startswith(b"ply\nformat binary") and b"element vertex 861\n" in ply  # 41 x 21
 
 
 def test_export_ply_of_1d_field_refused(tmp_path):
@@ -84,7 +107,7 @@ def test_export_ply_of_1d_field_refused(tmp_path):
 
 
 def test_export_computes_topology_for_a_field_without_one(double_well, tmp_path):
-    """A field written without topology (or read back without segmentation) exports its basins."""
+    """A field without topology gets one computed; a stored one is exported as read back."""
     import vtk
     from vtk.util.numpy_support import vtk_to_numpy
 
@@ -93,7 +116,7 @@ def test_export_computes_topology_for_a_field_without_one(double_well, tmp_path)
     assert main(["export", str(double_well), "--out", str(tmp_path / "a")]) == 0
     names = {p.name for p in (tmp_path / "a").iterdir()}
     assert {"critical_points.vtp", "persistence_diagram.vtp"} <= names
-    # a summary stored with the field (numbers only) is recomputed with its own threshold
+    # a summary stored with the field is read back whole (segmentation included) and exported
     field = LossField.load(double_well)
     with_topo = tmp_path / "with_topo.h5"
     field.with_topology(analyze(field, min_persistence=0.1)).save(with_topo)
@@ -122,9 +145,15 @@ def test_export_computes_topology_for_a_field_without_one(double_well, tmp_path)
             ["landscape", "--model", "mlp", "--data", "json:loads", "--out", "{tmp}/x.h5"],
             "raised TypeError",
         ),  # fmt: skip
-        (["topology", "{tmp}/well.h5", "--json", "/proc/t.json"], "could not"),  # unwritable
-        (["report", "{tmp}", "--out", "/proc/r.html"], "could not"),
-        (["export", "{tmp}/well.h5", "--out", "/proc/pv"], "could not"),
+        (
+            ["topology", "{tmp}/well.h5", "--json", "/proc/t.json"],
+            "/proc for --json is not writable",
+        ),
+        (["report", "{tmp}", "--out", "/proc/r.html"], "/proc for --out is not writable"),
+        (["export", "{tmp}/well.h5", "--out", "/proc/pv"], "/proc for --out is not writable"),
+        (["report", "{tmp}", "--out", "{tmp}"], "is a directory; give a file name"),
+        (["export", "{tmp}/well.h5", "--out", "{tmp}/well.h5"], "is a file, not a directory"),
+        (["export", "{tmp}/well.h5", "--out", "{tmp}/no/pv"], "does not exist; create it first"),
     ],
 )
 def test_cli_mistakes_exit_2_with_one_sentence(double_well, tmp_path, argv, message):

@@ -7,7 +7,7 @@
 3. The topology of each 2D landscape: critical points (drawn on the contour map), merge tree,
    persistence diagram and basins, in ``topology.json`` and attached to the saved fields.
 4. A ParaView bundle per landscape (``paraview/NAME/landscape.vtm`` + ``open_in_paraview.py``).
-5. Landscapes along the trajectories (:mod:`losstopo.demo_projectors`): trajectory PCA and the
+5. Landscapes along the trajectories (:mod:`losstopo.demo.projectors`): trajectory PCA and the
    Neuro-Visualizer auto-encoder for both models, a global auto-encoder landscape over two MLP
    runs from different seeds, and the fidelity table of PCA, Kernel-PCA, UMAP and the
    auto-encoder.
@@ -26,15 +26,20 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from . import Grid, LossField, PlaneProjector, Trajectory, evaluate, random_directions, train
-from .datasets import digits
-from .demo_projectors import DemoRun, run_projector_demo
-from .errors import InvalidParameterError
-from .export import write_paraview
-from .models import MLP, SmallCNN
-from .report import write_report
-from .space import ParameterSpace
-from .topology import TopologySummary, analyze
+from ..datasets import digits
+from ..directions import random_directions
+from ..errors import validate_output_path
+from ..evaluate import evaluate
+from ..export import write_paraview
+from ..field import LossField
+from ..grid import Grid
+from ..models import MLP, SmallCNN
+from ..projectors import PlaneProjector
+from ..report import write_report
+from ..space import ParameterSpace
+from ..topology import TopologySummary, analyze, to_jsonable
+from ..trajectory import Trajectory, train
+from .projectors import DemoRun, run_projector_demo
 
 
 @dataclass
@@ -74,18 +79,21 @@ class _Log:
 
 
 def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
-    """Run the demo into ``out`` and return the summary it writes to ``summary.json``."""
+    """Run the demo into the directory ``out`` and return the summary it writes to ``summary.json``.
+
+    ``out`` is created if missing; its parent must exist.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import plot
+    from .. import plot
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InvalidParameterError(
-            f"--out {out} is a file; give a directory (it is created if missing)."
-        )
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        validate_output_path(out, "out", directory=True)
+    else:
+        validate_output_path(out, "out")
+        out.mkdir()
     log = _Log(quiet)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     topology: dict[str, Any] = {}
@@ -207,9 +215,9 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         out, runs, log, quiet, TOPOLOGY_MIN_PERSISTENCE, topology
     )
 
-    (out / "topology.json").write_text(json.dumps(topology, indent=2))
+    (out / "topology.json").write_text(json.dumps(to_jsonable(topology), indent=2))
     summary["seconds"] = round(log_elapsed(log), 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2))
     report = write_report(out)
     log(f"wrote {out / 'summary.json'}, {out / 'topology.json'} and the report:")
     if not quiet:

@@ -16,7 +16,7 @@ of PCA, Kernel-PCA, UMAP and the auto-encoder on each trajectory, as ``fidelity_
 
 Examples
 --------
->>> from losstopo.demo_projectors import LANDSCAPE_RESOLUTION
+>>> from losstopo.demo.projectors import LANDSCAPE_RESOLUTION
 >>> LANDSCAPE_RESOLUTION
 31
 """
@@ -32,11 +32,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from . import Grid, LossField, Trajectory, evaluate, train
-from .export import write_paraview
-from .fidelity import compare_projectors
-from .projectors import AutoEncoderProjector, PCAProjector
-from .topology import TopologySummary, analyze
+from ..evaluate import evaluate
+from ..export import write_paraview
+from ..fidelity import compare_projectors
+from ..field import LossField
+from ..grid import Grid
+from ..projectors import AutoEncoderProjector, PCAProjector
+from ..topology import TopologySummary, analyze
+from ..trajectory import Trajectory, train
 
 #: Points per axis of the PCA and auto-encoder landscapes (the global one uses 41).
 LANDSCAPE_RESOLUTION = 31
@@ -70,7 +73,7 @@ def run_projector_demo(
     Adds each landscape's topology to ``topology`` and returns the demo summary's
     ``"projectors"`` section.
     """
-    from . import plot
+    from .. import plot
 
     summary: dict[str, Any] = {}
 
@@ -179,10 +182,10 @@ def run_projector_demo(
     ]:
         t0 = time.perf_counter()
         table = compare_projectors(
-            traj,
             run.model,
             run.train_data,
             "cross_entropy",
+            traj,
             holdout=True,
             csv_path=out / f"fidelity_{name}.csv",
             plot_path=out / f"fidelity_{name}.png",

@@ -1,0 +1,31 @@
+"""``losstopo report RUN_DIR [--out FILE]``: a self-contained ``report.html`` for a run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .options import OUT_FILE, output_file
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import write_report
+
+    out = output_file(args.out) if args.out else None
+    if out is None and Path(args.run_dir).is_dir():
+        output_file(Path(args.run_dir) / "report.html", "RUN_DIR")
+    print(write_report(args.run_dir, out=out))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``report`` to the ``losstopo`` command's subparsers."""
+    rep = subparsers.add_parser(
+        "report", help="write a self-contained report.html for a run directory"
+    )
+    rep.add_argument(
+        "run_dir", help="a directory with fields, plots and summaries (e.g. demo-output)"
+    )
+    rep.add_argument("--out", metavar="FILE", help=f"{OUT_FILE} (default: RUN_DIR/report.html)")
+    rep.set_defaults(func=run)
