@@ -351,20 +351,20 @@ class FidelityTable:
                 )
         return out
 
-    def plot(self, ax: Any = None) -> Any:
-        """Bar chart of the error columns (log scale when they span decades)."""
-        from .plot import plot_fidelity
+    def error_table(self) -> dict[str, dict[str, float]]:
+        """The error columns per projector (what :func:`losstopo.plot.plot_fidelity` draws).
 
+        Projection and relative loss errors, fitted and held-out; times and counts left out.
+        """
         keep = (
             "mean_projection_error",
             "mean_relative_loss_error",
             "holdout_mean_projection_error",
             "holdout_mean_relative_loss_error",
         )
-        table = {
+        return {
             name: {k: v for k, v in m.items() if k in keep} for name, m in self.as_dict().items()
         }
-        return plot_fidelity(table, ax=ax)
 
     def __str__(self) -> str:
         cols = self.columns
@@ -425,7 +425,6 @@ def compare_projectors(
     projectors: Mapping[str, Any] | None = None,
     holdout: Any = True,
     csv_path: str | os.PathLike[str] | None = None,
-    plot_path: str | os.PathLike[str] | None = None,
     n_components: int = 2,
     random_state: int = 0,
     device: str | torch.device | None = None,
@@ -434,7 +433,7 @@ def compare_projectors(
 
     ``projectors`` maps names to projectors (default :func:`default_projectors`); they are not
     modified (unfitted ones are fitted as clones, see :func:`fidelity`). Writes the table as CSV
-    to ``csv_path`` and a bar chart to ``plot_path`` when given.
+    to ``csv_path`` when given; ``losstopo.plot.plot_fidelity(table.error_table())`` draws it.
     """
     if projectors is None:
         projectors = default_projectors(n_components, random_state)
@@ -443,7 +442,6 @@ def compare_projectors(
             "The 'projectors' parameter must be a non-empty dict of name -> projector."
         )
     out_csv = validate_output_path(csv_path, "csv_path") if csv_path is not None else None
-    out_plot = validate_output_path(plot_path, "plot_path") if plot_path is not None else None
     rows, reports = [], {}
     for name, proj in projectors.items():
         rep = fidelity(model, data, loss, proj, trajectory, holdout=holdout, device=device)
@@ -454,10 +452,4 @@ def compare_projectors(
     table = FidelityTable(rows, reports)
     if out_csv is not None:
         table.to_csv(out_csv)
-    if out_plot is not None:
-        import matplotlib.pyplot as plt
-
-        fig = table.plot()
-        fig.savefig(out_plot, dpi=120, bbox_inches="tight")
-        plt.close(fig)
     return table
