@@ -6,7 +6,8 @@ import torch
 
 from losstopo import Grid, ParameterSpace, Trajectory, evaluate, train
 from losstopo.errors import InvalidParameterError
-from losstopo.projectors import AutoEncoderProjector, PCAProjector
+from losstopo.evaluate import evaluate_points
+from losstopo.projectors import AutoEncoderProjector, PCAProjector, layouts
 
 
 def ae(**kw):
@@ -132,11 +133,8 @@ def test_evaluate_end_to_end_2d(tiny_model, tiny_data):
     path = field.paths["run0"]
     assert path.coords.shape == (len(traj), 2)
     # the path's losses are the losses at the checkpoints themselves (exact reconstruction)
-    from losstopo.fidelity import checkpoint_losses
-
-    np.testing.assert_allclose(
-        path.loss, checkpoint_losses(tiny_model, tiny_data, "cross_entropy", traj.points), rtol=1e-5
-    )
+    at_checkpoints = evaluate_points(tiny_model, tiny_data, "cross_entropy", traj.points).loss
+    np.testing.assert_allclose(path.loss, at_checkpoints, rtol=1e-5)
     assert torch.equal(ParameterSpace.from_module(tiny_model).flatten(tiny_model), after)
 
 
@@ -154,3 +152,32 @@ def test_global_landscape_3d_over_two_runs(tiny_data):
     assert set(field.paths) == {"seed0", "seed1"}
     assert all(p.coords.shape == (6, 3) for p in field.paths.values())
     assert rel_err(proj, traj.points).max() < 1e-8
+
+
+@pytest.mark.parametrize("chunk", [1 << 16, 7])  # one block, and many blocks of parameters
+def test_span_layout_against_least_squares(chunk, monkeypatch):
+    monkeypatch.setattr(layouts, "CHUNK", chunk)
+    X = walk(8, 40)
+    span = layouts.SpanBasis(X)
+    assert span.dim == 7  # 8 checkpoints span a 7-dimensional affine space
+    coords, dist2 = span.project(X)
+    np.testing.assert_allclose(span.decode(coords), X, rtol=1e-10)
+    np.testing.assert_allclose(dist2, 0.0, atol=1e-8)
+    # a point off the span: its distance is the least-squares residual
+    p = X[:1].astype(np.float64) + np.random.default_rng(3).normal(size=(1, 40))
+    mean = X.mean(axis=0, dtype=np.float64)
+    basis = (X - mean).T
+    sol = np.linalg.lstsq(basis, (p - mean).ravel(), rcond=None)[0]
+    foot = mean + basis @ sol
+    coords, dist2 = span.project(p)
+    np.testing.assert_allclose(span.decode(coords)[0], foot, rtol=1e-9)
+    np.testing.assert_allclose(dist2, [np.sum((p[0] - foot) ** 2)], rtol=1e-8)
+
+
+def test_dense_layout_standardises_each_coordinate():
+    X = walk(8, 5).astype(np.float64)
+    X[:, 2] = 1.5  # constant: only centred
+    dense = layouts.DenseBasis(X)
+    np.testing.assert_allclose(dense.coords.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(dense.coords.std(axis=0), [1, 1, 0, 1, 1], atol=1e-12)
+    np.testing.assert_allclose(dense.decode(dense.project(X)[0]), X, rtol=1e-12)
