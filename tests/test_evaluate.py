@@ -55,18 +55,14 @@ def test_values_match_reference(model_fn, images):
     assert field.attrs["engine"].startswith("sequential")
 
 
-def test_first_layer_split_equals_plain(tiny_model, tiny_data):
+def test_first_layer_split_equals_plain(tiny_model, tiny_data, monkeypatch):
+    from losstopo.engine import FirstLayerSplit
+
     proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
     grid = Grid.square(resolution=7)
     fast = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
-    from losstopo import engine
-
-    plain = engine._FirstLayerSplit.build
-    engine._FirstLayerSplit.build = classmethod(lambda cls, ev: None)  # type: ignore[method-assign]
-    try:
-        slow = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
-    finally:
-        engine._FirstLayerSplit.build = plain  # type: ignore[method-assign]
+    monkeypatch.setattr(FirstLayerSplit, "build", classmethod(lambda cls, *a, **k: None))
+    slow = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
     assert fast.attrs["engine"] == "sequential+first-layer-split"
     assert slow.attrs["engine"] == "sequential"
     np.testing.assert_allclose(fast.values, slow.values, rtol=1e-5)
@@ -317,3 +313,191 @@ def test_cross_entropy_and_accuracy_match_torch_including_overflow():
     # a +inf logit: torch's cross_entropy gives NaN, and so does the engine (non-finite policy)
     assert np.isnan(f.values[2])
     assert f.metrics["accuracy"][2] == 0.0  # every prediction is class 0, no target is
+
+
+def _functional_loop(model, data, rows):
+    """Independent reference: torch.func.functional_call per row; mean cross-entropy, accuracy."""
+    from torch.func import functional_call
+
+    space = ParameterSpace.from_module(model)
+    net = copy.deepcopy(model).eval()
+    x, y = data
+    losses, accs = [], []
+    for row in rows:
+        params = space.unflatten(torch.as_tensor(row, dtype=torch.float32))
+        with torch.no_grad():
+            out = functional_call(net, params, (x,))
+        losses.append(float(F.cross_entropy(out, y)))
+        accs.append(float((out.argmax(1) == y).double().mean()))
+    return np.array(losses), np.array(accs)
+
+
+def _bn_cnn():
+    model = SmallCNN(1, 10, 4)
+    g = torch.Generator().manual_seed(3)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    "model_fn, images, engine_name",
+    [
+        (lambda: MLP(64, (16,), 10), False, "sequential+first-layer-split"),
+        (_bn_cnn, True, "+bn-folded"),
+    ],
+)
+def test_evaluate_points_equal_evaluate_and_a_functional_loop(model_fn, images, engine_name):
+    from losstopo import evaluate_points
+
+    torch.manual_seed(0)
+    model = model_fn()
+    x = torch.rand(90, 1, 8, 8) if images else torch.rand(90, 64)
+    y = torch.randint(0, 10, (90,))
+    proj = PlaneProjector(model, random_directions(model, seed=0, ignore=None))
+    grid = Grid.square(resolution=5, extent=0.8)
+    field = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False)
+    assert engine_name in field.attrs["engine"]
+    rows = proj.inverse_transform(grid.points())
+    snap = snapshot(model)
+    values = evaluate_points(model, (x, y), "cross_entropy", rows, metrics=["accuracy"])
+    assert_bitwise_same(model, snap)
+    np.testing.assert_allclose(values.loss, field.values.ravel(), rtol=1e-5)
+    np.testing.assert_array_equal(values.metrics["accuracy"], field.metrics["accuracy"].ravel())
+    ref_loss, ref_acc = _functional_loop(model, (x, y), rows)
+    np.testing.assert_allclose(values.loss, ref_loss, rtol=1e-5)
+    np.testing.assert_allclose(values.metrics["accuracy"], ref_acc)
+    # a tensor and a Trajectory give the same values
+    from losstopo import Trajectory
+
+    as_tensor = evaluate_points(model, (x, y), "cross_entropy", torch.as_tensor(rows))
+    traj = Trajectory(rows.astype(np.float32), np.arange(len(rows)), np.full(len(rows), "r"))
+    as_traj = evaluate_points(model, (x, y), "cross_entropy", traj)
+    np.testing.assert_array_equal(as_tensor.loss, values.loss)
+    np.testing.assert_allclose(as_traj.loss, values.loss, rtol=1e-6)
+    assert as_tensor.metrics == {}
+
+
+def test_evaluate_points_refusals(tiny_model, tiny_data):
+    from losstopo import evaluate_points
+    from losstopo.errors import InvalidParameterError
+
+    center = ParameterSpace.from_module(tiny_model).flatten(tiny_model)
+    with pytest.raises(ShapeMismatchError, match="10 parameters but the model has 83"):
+        evaluate_points(tiny_model, tiny_data, "cross_entropy", torch.zeros(2, 10))
+    with pytest.raises(InvalidParameterError, match="'top5'.*'accuracy'"):
+        evaluate_points(tiny_model, tiny_data, "cross_entropy", center, metrics=["top5"])
+    x, _ = tiny_data
+    with pytest.raises(InvalidParameterError, match="'accuracy' does not apply to the loss 'mse'"):
+        evaluate_points(tiny_model, (x, torch.randn(50, 3)), "mse", center, metrics=["accuracy"])
+    with pytest.raises(EvaluationError, match="fails on the data"):
+        evaluate_points(
+            tiny_model, (torch.randn(10, 5), tiny_data[1][:10]), "cross_entropy", center
+        )
+
+
+def test_metric_registry(tiny_model, tiny_data, monkeypatch):
+    """A registered metric is computed by every engine path, as the mean of its scores."""
+    from losstopo import evaluate_points
+    from losstopo.engine import METRICS, Metric
+    from losstopo.errors import InvalidParameterError
+
+    def margin(out, y):  # per-sample margin of the target logit over the mean logit
+        return out.gather(-1, y.expand(out.shape[:-1])[..., None]).squeeze(-1) - out.mean(-1)
+
+    monkeypatch.setitem(METRICS, "margin", Metric("margin", margin))
+    proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
+    grid = Grid.square(resolution=3)
+    metrics = ("margin", "accuracy")
+    seq = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, metrics, progress=False)
+    vm = evaluate(
+        tiny_model, tiny_data, "cross_entropy", proj, grid, metrics, mode="vmap", progress=False
+    )
+    rows = proj.inverse_transform(grid.points())
+    pts = evaluate_points(tiny_model, tiny_data, "cross_entropy", rows, metrics=metrics)
+    space = ParameterSpace.from_module(tiny_model)
+    x, y = tiny_data
+    expected = []
+    for row in rows:
+        net = copy.deepcopy(tiny_model)
+        torch.nn.utils.vector_to_parameters(
+            torch.as_tensor(row, dtype=torch.float32), net.parameters()
+        )
+        with torch.no_grad():
+            expected.append(float(margin(net(x), y).mean()))
+    assert space.n_params == len(rows[0])
+    for values in (
+        seq.metrics["margin"].ravel(),
+        vm.metrics["margin"].ravel(),
+        pts.metrics["margin"],
+    ):
+        np.testing.assert_allclose(values, expected, rtol=1e-5)
+    np.testing.assert_array_equal(vm.metrics["accuracy"], seq.metrics["accuracy"])
+    del METRICS["margin"]
+    with pytest.raises(InvalidParameterError, match="not a registered metric.*'accuracy'"):
+        evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, ("margin",), progress=False)
+
+
+def test_default_device(monkeypatch, tiny_model, tiny_data):
+    """CUDA (the local rank's GPU under torchrun) when available, else CPU; used everywhere."""
+    from losstopo import evaluate_points
+    from losstopo.engine import default_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert default_device() == torch.device("cuda", 1)
+    monkeypatch.undo()
+
+    calls = []
+
+    def spy():
+        calls.append(1)
+        return torch.device("cpu")
+
+    monkeypatch.setattr("losstopo.engine.device.default_device", spy)
+    proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
+    f = evaluate(tiny_model, tiny_data, "cross_entropy", proj, Grid.square(3), progress=False)
+    assert calls == [1] and f.attrs["device"] == "cpu"
+    center = ParameterSpace.from_module(tiny_model).flatten(tiny_model)
+    evaluate_points(tiny_model, tiny_data, "cross_entropy", center)
+    assert calls == [1, 1]
+
+
+def test_engine_takes_decoders(tiny_model, tiny_data):
+    """A linear decoder (center, components) gets the fast paths; a callable is decoded."""
+    import types
+
+    from losstopo.data import EvalData, resolve_loss
+    from losstopo.engine import Evaluator
+    from losstopo.evaluate import as_decoder
+
+    proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0)).fit()
+    space = ParameterSpace.from_module(tiny_model)
+    fn, name = resolve_loss("cross_entropy")
+    data = EvalData.from_any(tiny_data, name)
+    coords = np.array([[0.0, 0.0], [0.3, -0.7], [1.0, 0.5]])
+    linear = as_decoder(proj)
+    assert hasattr(linear, "center") and hasattr(linear, "components")
+    decoders = {
+        "linear": linear,
+        "namespace": types.SimpleNamespace(center=proj.center_, components=proj.components_),
+        "callable": proj.inverse_transform,
+    }
+    results = {}
+    for key, decoder in decoders.items():
+        ev = Evaluator(
+            tiny_model, space, decoder, data, fn, name, (), torch.device("cpu"), n_components=2
+        )
+        ev.prepare(len(coords))
+        results[key] = ev.evaluate(coords)[:, 0]
+        assert ev.engine_name == (
+            "sequential" if key == "callable" else "sequential+first-layer-split"
+        )
+    expected, _ = _functional_loop(tiny_model, tiny_data, proj.inverse_transform(coords))
+    for key, values in results.items():
+        np.testing.assert_allclose(values, expected, rtol=1e-5, err_msg=key)

@@ -22,6 +22,7 @@ from losstopo.export import (  # noqa: E402
     write_paraview,
     write_ply,
 )
+from losstopo.topology import analyze  # noqa: E402
 
 
 def quad_field(ndim: int = 2, n: int = 11, nan: bool = False) -> LossField:
@@ -57,6 +58,8 @@ def test_field_roundtrip_order_origin_spacing(tmp_path, ndim):
     fortran = np.arange(field.values.size).reshape(field.grid.shape).ravel(order="F")
     assert np.allclose(pts, field.grid.points()[fortran])
     assert {"loss", "log_loss", "valid", "accuracy"} <= set(img.point_data.keys())
+    np.testing.assert_allclose(img["log_loss"], np.log10(field.values).ravel(order="F"))
+    np.testing.assert_allclose(img["accuracy"], field.metrics["accuracy"].ravel(order="F"))
     names = [p.name for p in files]
     assert names[-2:] == ["landscape.vtm", "open_in_paraview.py"]
     assert ("surface.vtp" in names) == (ndim == 2)
@@ -101,29 +104,56 @@ def test_paths_polyline_per_run_at_surface_height(tmp_path):
 
 
 def test_topology_files_with_real_analysis(tmp_path):
-    topology = pytest.importorskip("losstopo.topology")
     field = double_well()
-    summary = topology.analyze(field, min_persistence=0.05)
+    summary = analyze(field, min_persistence=0.05)
     names = [p.name for p in write_paraview(field, tmp_path, topology=summary)]
     for name in ("critical_points.vtp", "merge_tree.vtp", "persistence_diagram.vtp"):
         assert name in names
     cp = pv.read(tmp_path / "critical_points.vtp")
     assert {"CriticalType", "Persistence", "PairIdentifier", "loss"} <= set(cp.point_data.keys())
-    assert sorted(cp["CriticalType"].tolist()) == sorted(summary.persistent.type.tolist())
-    assert np.allclose(np.sort(cp["loss"]), np.sort(summary.persistent.value))
-    mins = cp["CriticalType"] == 0
-    assert np.isfinite(cp["Persistence"][mins]).all()
+    p = summary.persistent
+    np.testing.assert_array_equal(cp["VertexIdentifier"], p.index)
+    np.testing.assert_array_equal(cp["CriticalType"], p.type)
+    np.testing.assert_array_equal(cp["loss"], p.value)
+    np.testing.assert_allclose(cp.points[:, :2], p.coords)
+    # persistence of each point: its join pair (saddle - minimum); the global minimum's
+    # infinite persistence is written as the value range, as TTK does
+    (mine, saddle), (glob, _) = summary.join_pairs
+    want = {mine: saddle - mine, saddle: saddle - mine, glob: np.ptp(field.values)}
+    np.testing.assert_allclose(cp["Persistence"], [want[v] for v in p.value])
+    np.testing.assert_array_equal(cp["PairIdentifier"], [{mine: 0, saddle: 0, glob: 1}[v]
+                                                         for v in p.value])  # fmt: skip
     img = pv.read(tmp_path / "field.vti")
+    np.testing.assert_array_equal(img["basin"], summary.basin_segmentation().ravel(order="F"))
     assert len(np.unique(img["basin"])) == 2
     arcs = pv.read(tmp_path / "merge_tree.vtp")
     assert arcs.n_cells == 1  # one finite (minimum, saddle) pair
-    saddle_value = summary.join_pairs[np.isfinite(summary.join_pairs[:, 1])][0, 1]
-    assert np.isclose(arcs["loss"].max(), saddle_value)
+    assert np.isclose(arcs["loss"].max(), saddle) and np.isclose(arcs["loss"].min(), mine)
+    assert arcs["Birth"].tolist() == [mine] and arcs["Death"].tolist() == [saddle]
+    np.testing.assert_allclose(field.values.ravel()[arcs["VertexIdentifier"]], arcs["loss"])
     dg = pv.read(tmp_path / "persistence_diagram.vtp")
     assert {"Birth", "Death", "CriticalType"} <= set(dg.point_data.keys())
     assert {"PairIdentifier", "PairType", "Persistence", "IsFinite"} <= set(dg.cell_data.keys())
     n_pairs = sum(len(summary.diagram[k]) for k in range(2))
     assert dg.n_cells == n_pairs + 1  # plus the diagonal
+    births = np.concatenate([summary.diagram[k][:, 0] for k in range(2)])
+    np.testing.assert_array_equal(dg["Birth"][: 2 * n_pairs : 2], births)
+    deaths = np.concatenate([summary.diagram[k][:, 1] for k in range(2)])
+    deaths = np.where(np.isinf(deaths), field.values.max(), deaths)
+    np.testing.assert_array_equal(dg["Death"][1 : 2 * n_pairs : 2], deaths)
+
+
+def test_topology_must_be_a_summary(tmp_path):
+    field = double_well()
+    summary = analyze(field, min_persistence=0.05)
+    for bad in (summary.to_dict(), summary.join_tree, summary.persistent):
+        with pytest.raises(InvalidTypeError, match="TopologySummary"):
+            write_paraview(field, tmp_path, topology=bad)
+    with pytest.raises(InvalidTypeError, match="TopologySummary"):
+        field_dataset(field, summary.to_dict())
+    # a summary attached to the field is used by default
+    names = [p.name for p in write_paraview(field.with_topology(summary), tmp_path)]
+    assert "critical_points.vtp" in names
 
 
 def test_vtm_references_every_file(tmp_path):
@@ -246,7 +276,9 @@ def test_steepest_descent_and_arcs():
 
 
 def test_field_dataset_uses_topology_segmentation():
-    topology = pytest.importorskip("losstopo.topology")
     field = double_well()
-    ds = field_dataset(field, topology.analyze(field, min_persistence=0.05))
+    summary = analyze(field, min_persistence=0.05)
+    ds = field_dataset(field, summary)
     assert ds["basin"].dtype == np.int32
+    np.testing.assert_array_equal(ds["basin"], summary.join_tree.branch_segmentation.ravel("F"))
+    assert "basin" not in field_dataset(field).point_data.keys()

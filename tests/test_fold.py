@@ -1,4 +1,4 @@
-"""BatchNorm folding (losstopo._fold) and its use by the evaluation engine."""
+"""BatchNorm folding (losstopo.engine.fold) and its use by the evaluation engine."""
 
 import copy
 
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from losstopo import Grid, PlaneProjector, evaluate, random_directions
-from losstopo._fold import fold_batchnorm
+from losstopo.engine.fold import fold_batchnorm
 
 
 def _randomize_stats(net):

@@ -114,6 +114,30 @@ def test_report_draws_fields_without_figures_and_custom_out(tmp_path):
     assert not (run / "report.html").exists()
 
 
+def test_report_reads_topology_as_summaries(tmp_path):
+    from losstopo.topology import analyze
+
+    run = tmp_path / "run"
+    run.mkdir()
+    g = Grid.square(31, 2.0, 2)
+    x, y = np.meshgrid(*g.axes.values(), indexing="ij")
+    field = LossField((x**2 - 1) ** 2 + y**2 + 0.3 * x + 0.5, g)
+    topo = analyze(field, min_persistence=0.1)
+    field.with_topology(topo).save(run / "well.h5")
+    (run / "topology.json").write_text(json.dumps({"well": topo.to_dict()}))
+    page = write_report(run).read_text()
+    b = topo.basins
+    # the summary table of topology.json and the one of the field file's stored topology
+    assert page.count("<h4>Basins</h4>") == 2
+    assert page.count("Topology stored in the file") == 1
+    assert page.count(f"<th>persistent minima (basins)</th><td class=num>{b.n_minima}</td>") == 2
+    assert page.count(f"<td>{b[1].persistence:.6g}</td>") == 2  # the second basin's depth
+    assert page.count('alt="well (drawn for this report)"') == 1
+    (run / "topology.json").write_text(json.dumps({"schema": "losstopo-topology/2"}))
+    page = write_report(run).read_text()
+    assert "topology.json: not a readable topology summary" in page
+
+
 def test_report_bad_input(tmp_path):
     with pytest.raises(InvalidParameterError, match="does not exist"):
         write_report(tmp_path / "missing")

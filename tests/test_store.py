@@ -10,6 +10,7 @@ import pytest
 
 from losstopo import Grid, LossField, PlaneProjector, evaluate, random_directions
 from losstopo.errors import EvaluationError, FieldFormatError, StoreMismatchError
+from losstopo.io import read_progress
 from losstopo.store import store_progress
 
 SLOW_MODULE = textwrap.dedent(
@@ -63,7 +64,7 @@ def test_kill9_then_resume_is_bitwise_equal(tmp_path, slow_module):
     while time.time() < deadline:
         if store.exists():
             try:
-                done, total, complete = store_progress(store)
+                done, total, complete = read_progress(store)
             except FieldFormatError:
                 pass  # file being replaced right now is impossible (rename is atomic), but be lenient
             if done >= 20:
@@ -71,7 +72,7 @@ def test_kill9_then_resume_is_bitwise_equal(tmp_path, slow_module):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done, total, complete = store_progress(store)
+    done, total, complete = read_progress(store)
     assert 20 <= done < total and not complete
     with pytest.raises(FieldFormatError, match="partial run"):
         LossField.load(store)
@@ -79,8 +80,13 @@ def test_kill9_then_resume_is_bitwise_equal(tmp_path, slow_module):
     fresh = slow_module.run(None)
     np.testing.assert_array_equal(resumed.values, fresh.values)
     np.testing.assert_array_equal(resumed.metrics["accuracy"], fresh.metrics["accuracy"])
-    assert store_progress(store)[2]
+    assert read_progress(store)[2]
     np.testing.assert_array_equal(LossField.load(store).values, fresh.values)
+    assert LossField.load(store).equals(resumed)
+
+
+def test_store_progress_is_read_progress():
+    assert store_progress is read_progress
 
 
 def test_resume_computes_only_missing_points(tmp_path, slow_module, monkeypatch):
@@ -103,7 +109,7 @@ def test_resume_computes_only_missing_points(tmp_path, slow_module, monkeypatch)
     kwargs = dict(store=store, chunk_size=4, progress=False, mode="sequential", batch_size=40)
     with pytest.raises(EvaluationError, match="saved in"):
         evaluate(model, slow_module.data(), "cross_entropy", proj, grid, **kwargs)
-    done_before = store_progress(store)[0]
+    done_before = read_progress(store)[0]
     assert done_before >= 24
     Flaky.calls = 0
     field = evaluate(model, slow_module.data(), "cross_entropy", proj, grid, **kwargs)

@@ -6,8 +6,8 @@ from ._version import __version__
 from .data import resolve_loss
 from .directions import random_directions
 from .errors import LosstopoError
-from .evaluate import evaluate
-from .fidelity import FidelityReport, FidelityTable, compare_projectors, fidelity
+from .evaluate import PointValues, evaluate, evaluate_points
+from .fidelity import FidelityReport, FidelityTable, compare_projectors, embed_with_loss, fidelity
 from .field import LossField, ProjectedPath
 from .grid import Grid
 from .projectors import (
@@ -46,6 +46,7 @@ __all__ = [
     "PCAProjector",
     "ParameterSpace",
     "PlaneProjector",
+    "PointValues",
     "ProjectedPath",
     "TopologySummary",
     "Trajectory",
@@ -55,7 +56,9 @@ __all__ = [
     "basins",
     "bottleneck_distance",
     "critical_points",
+    "embed_with_loss",
     "evaluate",
+    "evaluate_points",
     "merge_tree",
     "persistence_diagram",
     "random_directions",

@@ -2,7 +2,7 @@
 
 Under ``torchrun --nproc-per-node N`` (or ``losstopo landscape --workers N``) every rank evaluates
 its share of each chunk; rank 0 gathers the results, writes the store, and every rank returns the
-same field.
+same field. Each rank evaluates on :func:`losstopo.engine.default_device` (its local GPU).
 """
 
 from __future__ import annotations
@@ -48,15 +48,6 @@ def gather(obj: Any, size: int) -> list[Any]:
     out: list[Any] = [None] * size
     dist.all_gather_object(out, obj)
     return out
-
-
-def local_device(size: int) -> torch.device:
-    """The device of this rank: its local GPU when CUDA is available, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device(
-            "cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
-        )
-    return torch.device("cpu")
 
 
 def _shutdown() -> None:

@@ -147,10 +147,12 @@ def validate_output_path(
     target = Path(path)
     where = target if directory else (target.parent if str(target.parent) else Path("."))
     if not where.exists():
-        what = f"The output directory {where} for {name}" if directory else f"The directory {where} for {name}"
-        raise InvalidParameterError(
-            f"{what} does not exist; create it first (mkdir -p {where})."
+        what = (
+            f"The output directory {where} for {name}"
+            if directory
+            else f"The directory {where} for {name}"
         )
+        raise InvalidParameterError(f"{what} does not exist; create it first (mkdir -p {where}).")
     if not where.is_dir():
         raise InvalidParameterError(
             f"The path {where} for {name} is a file, not a directory; pass a directory to write into."

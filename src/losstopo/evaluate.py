@@ -1,4 +1,8 @@
-"""`evaluate`: the loss (and metrics) of a model on every point of a grid in a projection.
+"""`evaluate` and `evaluate_points`: the loss (and metrics) of a model on a grid or at points.
+
+:func:`evaluate` decodes every point of a grid through a projector; :func:`evaluate_points` takes
+flat parameter vectors (e.g. checkpoints). Both run on the same engine (:mod:`losstopo.engine`),
+on a private copy of the model, with the same default device.
 
 Examples
 --------
@@ -23,6 +27,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,8 +36,9 @@ import torch
 from torch import nn
 
 from . import distributed
+from ._version import __version__
 from .data import EvalData, resolve_loss
-from .engine import SUPPORTED_METRICS, Evaluator, PointFailure
+from .engine import Evaluator, PointFailure, is_linear_decoder, metrics_by_name, resolve_device
 from .errors import (
     EvaluationError,
     InvalidParameterError,
@@ -43,12 +49,13 @@ from .errors import (
 )
 from .field import LossField, ProjectedPath
 from .grid import Grid
+from .projectors.base import as_points
 from .space import ParameterSpace, tensor_hash
 from .store import PointStore
 
 Mode = Literal["auto", "sequential", "vmap"]
 
-__all__ = ["evaluate", "resolve_loss"]
+__all__ = ["PointValues", "as_decoder", "evaluate", "evaluate_points", "resolve_loss"]
 
 
 def evaluate(
@@ -88,11 +95,13 @@ def evaluate(
     projector : a fitted projector with ``inverse_transform`` (e.g. :class:`PlaneProjector`)
     grid : Grid
         Latent coordinates; ``grid.ndim`` must equal the projector's number of components.
-    metrics : names of extra metrics (``"accuracy"``)
+    metrics : names of extra metrics, from :data:`losstopo.engine.metrics.METRICS`
+        (``"accuracy"``; skipped, and recorded in ``attrs["metrics_skipped"]``, for ``"mse"``)
     store : path of an HDF5 file to write results to as they are computed. Rerunning the same call
         resumes, computing only the missing points; a store of another computation is refused.
     mode : "auto", "sequential" or "vmap" (``K=vmap_size`` points at once; for GPUs)
-    device : where to evaluate (default: CUDA when available)
+    device : where to evaluate (default: :func:`losstopo.engine.default_device`, CUDA when
+        available)
     progress : show a progress bar (points/s, ETA)
     trajectory : optional Trajectory whose runs are projected and drawn in the field's ``paths``
     bn : "eval" (use the model's BatchNorm statistics) or "recompute" (re-estimate them at every
@@ -115,8 +124,7 @@ def evaluate(
         )
     validate_choice(mode, "mode", ("auto", "sequential", "vmap"))
     validate_choice(bn, "bn", ("eval", "recompute"))
-    for m in metrics:
-        validate_choice(m, "metrics entry", SUPPORTED_METRICS)
+    requested = metrics_by_name(metrics)
     vmap_size = validate_int(vmap_size, "vmap_size", low=1)
     bn_batches = validate_int(bn_batches, "bn_batches", low=1)
     bn_batch_size = validate_int(bn_batch_size, "bn_batch_size", low=2)
@@ -125,25 +133,13 @@ def evaluate(
     loss_fn, loss_name = resolve_loss(loss)
 
     rank, size = distributed.world()
-    if device is None:
-        dev = distributed.local_device(size)
-    else:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise InvalidParameterError(
-                f"Unknown device {device!r} ({exc}); give 'cpu', 'cuda', 'cuda:1', 'mps' or a "
-                "torch.device."
-            ) from exc
+    dev = resolve_device(device)
 
     space = ParameterSpace.from_module(model)
     _check_projector(projector, space, grid)
     eval_data = EvalData.from_any(data, loss_name, dev, memory_cap=data_memory_cap)
-    metric_names = tuple(metrics)
-    skipped: list[str] = []
-    if loss_name == "mse" and "accuracy" in metric_names:
-        metric_names = tuple(m for m in metric_names if m != "accuracy")
-        skipped.append("accuracy")
+    metric_names = tuple(m.name for m in requested if m.applies_to(loss_name))
+    skipped = [m.name for m in requested if not m.applies_to(loss_name)]
     bn_eval = (
         EvalData.from_any(bn_data, loss_name, dev, memory_cap=data_memory_cap)
         if bn_data is not None
@@ -173,8 +169,6 @@ def evaluate(
             else ""
         ),
     }
-    from . import __version__
-
     provenance: dict[str, Any] = {
         "projector": projector.describe(),
         "projector_fingerprint": fingerprint["projector"],
@@ -205,12 +199,13 @@ def evaluate(
     evaluator = Evaluator(
         model,
         space,
-        projector,
+        as_decoder(projector),
         eval_data,
         loss_fn,
         loss_name,
         metric_names,
         dev,
+        n_components=grid.ndim,
         bn=bn,
         bn_data=bn_eval,
         bn_batches=bn_batches,
@@ -218,7 +213,7 @@ def evaluate(
         batch_size=batch_size,
         memory_cap=data_memory_cap,
     )
-    _check_forward(evaluator, grid)
+    _check_forward(evaluator)
     if len(missing):
         evaluator.prepare(len(missing))
     provenance["engine"] = "vmap" if mode == "vmap" else evaluator.engine_name
@@ -284,6 +279,146 @@ def evaluate(
     return distributed.broadcast(field, size)
 
 
+@dataclass(frozen=True)
+class PointValues:
+    """The loss and metrics at each of ``n`` points of parameter space.
+
+    ``loss``: the mean loss over the data at each point, ``(n,)``; ``metrics``: one ``(n,)``
+    array per requested metric, by name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = PointValues(np.array([0.5, 0.25]), {"accuracy": np.array([0.5, 1.0])})
+    >>> float(v.loss[1]), float(v.metrics["accuracy"][0])
+    (0.25, 0.5)
+    """
+
+    loss: np.ndarray
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def evaluate_points(
+    model: nn.Module,
+    data: Any,
+    loss: Any,
+    points: Any,
+    metrics: Sequence[str] = (),
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+) -> PointValues:
+    """The loss (and ``metrics``) of ``model``'s architecture at each row of ``points``.
+
+    The engine of :func:`evaluate` (eval-mode BatchNorm, the same reductions and batch-size
+    choice) on a private copy of the model: the caller's model is not touched, and the values
+    equal :func:`evaluate`'s at the same parameters. ``points``: an ``(n, n_params)`` array or
+    tensor of flat parameter vectors, or a Trajectory; ``model``, ``data``, ``loss``,
+    ``metrics``, ``device`` (default :func:`losstopo.engine.default_device`) and ``batch_size``
+    (default: measured for speed) as for :func:`evaluate`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losstopo import ParameterSpace, evaluate_points
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    >>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    >>> center = ParameterSpace.from_module(model).flatten(model)
+    >>> values = evaluate_points(model, (x, y), "cross_entropy", torch.stack([center, 0 * center]),
+    ...                          metrics=["accuracy"], device="cpu")
+    >>> direct = torch.nn.functional.cross_entropy(model(x), y).item()
+    >>> bool(abs(values.loss[0] - direct) < 1e-6), float(values.loss[1])  # zero weights: log(3)
+    (True, 1.0986...)
+    >>> values.metrics["accuracy"].shape
+    (2,)
+    """
+    if not isinstance(model, nn.Module):
+        raise InvalidTypeError(f"'model' must be a torch.nn.Module; got {type(model).__name__}.")
+    rows = as_points(points, "points")
+    space = ParameterSpace.from_module(model)
+    if rows.shape[1] != space.n_params:
+        raise ShapeMismatchError(
+            f"The points have {rows.shape[1]} parameters but the model has {space.n_params}; "
+            "pass the model the points (e.g. the trajectory) were recorded from."
+        )
+    if batch_size is not None:
+        batch_size = validate_int(batch_size, "batch_size", low=1)
+    loss_fn, loss_name = resolve_loss(loss)
+    requested = metrics_by_name(metrics)
+    for m in requested:
+        if not m.applies_to(loss_name):
+            raise InvalidParameterError(
+                f"The metric {m.name!r} does not apply to the loss {loss_name!r}; drop it from "
+                "'metrics'."
+            )
+    dev = resolve_device(device)
+    eval_data = EvalData.from_any(data, loss_name, dev)
+    names = tuple(m.name for m in requested)
+    ev = Evaluator(
+        model, space, None, eval_data, loss_fn, loss_name, names, dev, batch_size=batch_size
+    )
+    _check_forward(ev)
+    ev.prepare(len(rows), probe=rows[0])
+    try:
+        values = ev.evaluate_params(rows)
+    except PointFailure as exc:
+        raise EvaluationError(
+            f"The model raised at point {exc.position} (row {exc.position} of 'points'): "
+            f"{type(exc.error).__name__}: {exc.error}. Fix the model (or the data)."
+        ) from exc
+    return PointValues(
+        loss=values[:, 0].copy(),
+        metrics={name: values[:, j + 1].copy() for j, name in enumerate(names)},
+    )
+
+
+@dataclass(frozen=True)
+class _LinearMap:
+    """``center + coords @ components`` (float64), for projectors without ``decoder()``."""
+
+    center: np.ndarray
+    components: np.ndarray
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        a = np.asarray(coords, dtype=np.float64)
+        return self.center.astype(np.float64) + a @ self.components.astype(np.float64)
+
+
+def as_decoder(projector_or_decoder: Any) -> Any:
+    """What the engine decodes grid points with: a linear decoder or a callable.
+
+    A projector's ``decoder()``; without one, a linear map over ``center_``/``components_`` (linear
+    projectors) or ``inverse_transform``. Decoders (``center`` and ``components``, or a callable
+    ``coords -> params``) are returned as they are.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losstopo import PCAProjector
+    >>> pca = PCAProjector(1).fit(torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.1]]))
+    >>> decoder = as_decoder(pca)
+    >>> bool(((decoder([[0.5]]) - pca.inverse_transform([[0.5]])) ** 2).sum() < 1e-20)
+    True
+    """
+    obj = projector_or_decoder
+    make = getattr(obj, "decoder", None)
+    if callable(make):
+        return make()
+    if getattr(obj, "linear", False):
+        return _LinearMap(np.asarray(obj.center_), np.asarray(obj.components_))
+    if is_linear_decoder(obj):
+        return obj
+    inverse = getattr(obj, "inverse_transform", None)
+    if callable(inverse):
+        return inverse
+    if callable(obj):
+        return obj
+    raise InvalidTypeError(
+        f"Expected a projector with inverse_transform, a linear decoder (center, components) or a "
+        f"callable coords -> params; got {type(obj).__name__}."
+    )
+
+
 def project_paths(
     trajectory: Any, projector: Any, evaluator: Evaluator | None = None
 ) -> dict[str, ProjectedPath]:
@@ -307,9 +442,11 @@ def _check_projector(projector: Any, space: ParameterSpace, grid: Grid) -> None:
         raise InvalidTypeError(
             f"'projector' must be a losstopo projector (e.g. PlaneProjector); got {type(projector).__name__}."
         )
-    fitted_check = getattr(projector, "_check_is_fitted", None)
-    if callable(fitted_check):
-        fitted_check()
+    check_fitted = getattr(projector, "check_fitted", None)
+    if callable(check_fitted):
+        check_fitted()
+    else:
+        projector.fingerprint()  # raises NotFittedError before fit
     n_comp = int(projector.n_components_)
     if n_comp != grid.ndim:
         raise ShapeMismatchError(
@@ -324,7 +461,7 @@ def _check_projector(projector: Any, space: ParameterSpace, grid: Grid) -> None:
         )
 
 
-def _check_forward(evaluator: Evaluator, grid: Grid) -> None:
+def _check_forward(evaluator: Evaluator) -> None:
     """One forward pass at the centre so data/model mismatches get a clear message first."""
     data = evaluator.data
     x, y = next(iter(data.batches(min(data.n_samples, 8), evaluator.device)))

@@ -7,7 +7,10 @@ For each checkpoint ``x`` and its reconstruction ``x' = inverse_transform(transf
 
 Errors on the fitted checkpoints reward memorising them. ``holdout=True`` also fits a clone of the
 projector on every other checkpoint of each run and reports the same errors on the others
-(``report.holdout``): whether the surface *between* checkpoints means anything.
+(``report.holdout``): whether the surface *between* checkpoints means anything. The projector given
+is never modified: an unfitted one is fitted as a clone (``sklearn.base.clone``).
+
+Losses are computed by :func:`losstopo.evaluate_points`, the engine of :func:`losstopo.evaluate`.
 
 Examples
 --------
@@ -19,7 +22,7 @@ Examples
 >>> _ = torch.manual_seed(0)
 >>> model, data = MLP(16, (8,), 3), synthetic_classification(n_samples=64)
 >>> traj = train(model, data, epochs=6, seed=0, progress=False)
->>> report = fidelity(PCAProjector(2), traj, model, data, "cross_entropy", holdout=True)
+>>> report = fidelity(model, data, "cross_entropy", PCAProjector(2), traj, holdout=True)
 >>> report.projection_error.shape, report.holdout.projection_error.shape
 ((7,), (3,))
 >>> bool(report.mean_projection_error < 1)
@@ -38,69 +41,31 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .errors import InvalidParameterError, InvalidTypeError, NotFittedError
+from . import projectors as projector_registry
+from .engine import resolve_device
+from .errors import (
+    InvalidParameterError,
+    NoInverseError,
+    NotFittedError,
+    validate_output_path,
+)
+from .evaluate import evaluate_points
+from .field import ProjectedPath
 from .projectors.base import as_points
 
 __all__ = [
     "FidelityReport",
     "FidelityTable",
-    "checkpoint_losses",
-    "clone_projector",
     "compare_projectors",
     "default_projectors",
+    "embed_with_loss",
     "fidelity",
 ]
-
-
-# ---------------------------------------------------------------------- losses at points
-class _Rows:
-    """A stand-in projector whose coordinate ``i`` decodes to row ``i`` of a matrix."""
-
-    linear = False
-    n_components_ = 1
-
-    def __init__(self, rows: np.ndarray):
-        self.rows = rows
-
-    def inverse_transform(self, coords: np.ndarray) -> np.ndarray:
-        return self.rows[np.asarray(coords)[:, 0].astype(np.int64)]
-
-
-def checkpoint_losses(
-    model: nn.Module,
-    data: Any,
-    loss: Any,
-    points: Any,
-    device: str | torch.device | None = None,
-    batch_size: int | None = None,
-) -> np.ndarray:
-    """The loss of ``model``'s architecture at each row of ``points`` (flat parameter vectors).
-
-    Uses the evaluation engine's evaluator on a private copy of the model (the caller's model is
-    not touched), so values match :func:`losstopo.evaluate` exactly.
-    """
-    from .data import EvalData, resolve_loss
-    from .engine import Evaluator
-    from .space import ParameterSpace
-
-    if not isinstance(model, nn.Module):
-        raise InvalidTypeError(f"'model' must be a torch.nn.Module; got {type(model).__name__}.")
-    rows = as_points(points, "points")
-    space = ParameterSpace.from_module(model)
-    if rows.shape[1] != space.n_params:
-        raise InvalidParameterError(
-            f"The points have {rows.shape[1]} parameters but the model has {space.n_params}; "
-            "pass the model the trajectory was recorded from."
-        )
-    loss_fn, loss_name = resolve_loss(loss)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    eval_data = EvalData.from_any(data, loss_name, dev)
-    ev = Evaluator(
-        model, space, _Rows(rows), eval_data, loss_fn, loss_name, (), dev, batch_size=batch_size
-    )
-    return ev.evaluate(np.arange(len(rows), dtype=np.float64)[:, None])[:, 0]
 
 
 # ---------------------------------------------------------------------- reports
@@ -157,17 +122,26 @@ class FidelityReport:
         return out
 
 
-def clone_projector(projector: Any) -> Any:
-    """An unfitted projector with the same constructor parameters."""
-    return type(projector)(**projector.get_params())
-
-
 def _is_fitted(projector: Any) -> bool:
+    """scikit-learn's fitted check (``__sklearn_is_fitted__``, else fitted ``*_`` attributes)."""
     try:
-        projector._check_is_fitted()
-    except NotFittedError:
+        check_is_fitted(projector)
+    except (SklearnNotFittedError, NotFittedError):
         return False
     return True
+
+
+def _check_decodes(projector: Any) -> None:
+    """Refuse, before any fitting, a projector that cannot decode coordinates."""
+    if getattr(projector, "decodes", True) is not False:
+        return
+    listing = getattr(projector_registry, "decoding_projectors", None)
+    names = f" ({', '.join(listing())})" if callable(listing) else ""
+    raise NoInverseError(
+        f"{type(projector).__name__} cannot decode coordinates back to parameters, so there is "
+        f"no reconstruction to measure; use a projector that decodes{names}, or "
+        "losstopo.fidelity.embed_with_loss(...) to see the checkpoints' losses in its embedding."
+    )
 
 
 def _errors(projector: Any, points: np.ndarray, chunk: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -224,11 +198,11 @@ def _holdout_mask(holdout: Any, runs: np.ndarray) -> np.ndarray | None:
 
 
 def fidelity(
-    projector: Any,
-    trajectory: Any,
     model: nn.Module,
     data: Any,
     loss: Any,
+    projector: Any,
+    trajectory: Any,
     holdout: Any = None,
     device: str | torch.device | None = None,
 ) -> FidelityReport:
@@ -236,14 +210,15 @@ def fidelity(
 
     Parameters
     ----------
-    projector : a losstopo projector with ``inverse_transform``
-        Fitted on ``trajectory`` here if it is not fitted yet.
-    trajectory : Trajectory or (n, n_params) array
     model, data, loss : as for :func:`losstopo.evaluate` (the model gives the architecture)
+    projector : a losstopo projector with ``inverse_transform``
+        Never modified: a fitted one is used as it is; for an unfitted one a clone
+        (``sklearn.base.clone``) is fitted on ``trajectory``.
+    trajectory : Trajectory or (n, n_params) array
     holdout : None, True / "every_other", indices or a boolean mask of held-out checkpoints
         When given, a clone is fitted on the other checkpoints and ``report.holdout`` holds the
         errors on the held-out ones (True: every other checkpoint of each run).
-    device : where losses are evaluated
+    device : where losses are evaluated (default: :func:`losstopo.engine.default_device`)
 
     Returns
     -------
@@ -252,35 +227,35 @@ def fidelity(
     points = as_points(trajectory, "trajectory")
     runs = np.asarray(getattr(trajectory, "runs", np.zeros(len(points), dtype=str))).astype(str)
     mask = _holdout_mask(holdout, runs)
+    _check_decodes(projector)
     name = type(projector).__name__
+    dev = resolve_device(device)
     t0 = time.perf_counter()
-    if not _is_fitted(projector):
-        projector.fit(trajectory)
+    fitted = projector if _is_fitted(projector) else clone(projector).fit(trajectory)
     fit_seconds = time.perf_counter() - t0
-    base_loss = checkpoint_losses(model, data, loss, points, device=device)
+    base_loss = evaluate_points(model, data, loss, points, device=dev).loss
 
     def report(proj: Any, idx: np.ndarray, extra: dict[str, Any]) -> FidelityReport:
         errs, recon = _errors(proj, points[idx])
-        rec_loss = checkpoint_losses(model, data, loss, recon, device=device)
+        rec_loss = evaluate_points(model, data, loss, recon, device=dev).loss
         ref = base_loss[idx]
         loss_err = np.abs(rec_loss - ref)
         rel = loss_err / np.maximum(np.abs(ref), np.finfo(np.float64).tiny)
         return FidelityReport(name, idx, errs, loss_err, rel, ref, rec_loss, None, extra)
 
     attrs = {
-        "projector": projector.describe(),
+        "projector": fitted.describe(),
         "fit_seconds": fit_seconds,
         "n_checkpoints": len(points),
     }
-    main = report(projector, np.arange(len(points)), attrs)
+    main = report(fitted, np.arange(len(points)), attrs)
     if mask is None:
         return main
-    clone = clone_projector(projector)
     fit_part = trajectory[np.flatnonzero(~mask)] if hasattr(trajectory, "select") else points[~mask]
     t0 = time.perf_counter()
-    clone.fit(fit_part)
+    held_out = clone(projector).fit(fit_part)
     held = report(
-        clone,
+        held_out,
         np.flatnonzero(mask),
         {"fit_seconds": time.perf_counter() - t0, "n_fitted": int((~mask).sum())},
     )
@@ -295,6 +270,51 @@ def fidelity(
         held,
         main.attrs,
     )
+
+
+def embed_with_loss(
+    model: nn.Module,
+    data: Any,
+    loss: Any,
+    projector: Any,
+    trajectory: Any,
+    device: str | torch.device | None = None,
+) -> dict[str, ProjectedPath]:
+    """Each run's checkpoints in a fitted projector's coordinates, with the loss at each checkpoint.
+
+    Works for any fitted projector, including those that cannot decode (PHATE): the coordinates
+    come from ``transform`` and the losses from :func:`losstopo.evaluate_points` at the
+    checkpoints themselves. Returns ``{run: ProjectedPath(coords, step, loss, run)}`` (what
+    ``LossField.paths`` holds), ready for a scatter plot coloured by loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losstopo import PCAProjector, train
+    >>> from losstopo.datasets import synthetic_classification
+    >>> from losstopo.models import MLP
+    >>> _ = torch.manual_seed(0)
+    >>> model, data = MLP(16, (8,), 3), synthetic_classification(n_samples=64)
+    >>> traj = train(model, data, epochs=4, seed=0, progress=False)
+    >>> paths = embed_with_loss(model, data, "cross_entropy", PCAProjector(2).fit(traj), traj)
+    >>> path = paths["run0"]
+    >>> path.coords.shape, path.loss.shape, bool(path.loss[-1] < path.loss[0])
+    ((5, 2), (5,), True)
+    """
+    if not hasattr(trajectory, "run_ids"):
+        raise InvalidParameterError(
+            "embed_with_loss needs a losstopo.Trajectory (for step numbers and run ids); "
+            "wrap an array with Trajectory(points, steps, runs)."
+        )
+    coords = np.asarray(projector.transform(trajectory))
+    losses = evaluate_points(model, data, loss, trajectory.points, device=device).loss
+    paths = {}
+    for run in trajectory.run_ids:
+        mask = trajectory.runs == run
+        paths[run] = ProjectedPath(
+            coords=coords[mask], step=trajectory.steps[mask], loss=losses[mask], run=run
+        )
+    return paths
 
 
 # ---------------------------------------------------------------------- comparison table
@@ -321,11 +341,7 @@ class FidelityTable:
         return {r["projector"]: {k: v for k, v in r.items() if k != "projector"} for r in self.rows}
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        out = Path(path)
-        if not out.resolve().parent.is_dir():
-            raise InvalidParameterError(
-                f"The directory {out.resolve().parent} does not exist; create it first."
-            )
+        out = validate_output_path(path, "the CSV table")
         with out.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=self.columns)
             writer.writeheader()
@@ -335,20 +351,20 @@ class FidelityTable:
                 )
         return out
 
-    def plot(self, ax: Any = None) -> Any:
-        """Bar chart of the error columns (log scale when they span decades)."""
-        from .plot import plot_fidelity
+    def error_table(self) -> dict[str, dict[str, float]]:
+        """The error columns per projector (what :func:`losstopo.plot.plot_fidelity` draws).
 
+        Projection and relative loss errors, fitted and held-out; times and counts left out.
+        """
         keep = (
             "mean_projection_error",
             "mean_relative_loss_error",
             "holdout_mean_projection_error",
             "holdout_mean_relative_loss_error",
         )
-        table = {
+        return {
             name: {k: v for k, v in m.items() if k in keep} for name, m in self.as_dict().items()
         }
-        return plot_fidelity(table, ax=ax)
 
     def __str__(self) -> str:
         cols = self.columns
@@ -365,36 +381,59 @@ class FidelityTable:
 def default_projectors(
     n_components: int = 2, random_state: int = 0, progress: bool = False
 ) -> dict[str, Any]:
-    """PCA, Kernel-PCA, UMAP and the auto-encoder, as compared by Neuro-Visualizer and GlobScope."""
-    from .projectors import AutoEncoderProjector, KernelPCAProjector, PCAProjector, UMAPProjector
+    """PCA, Kernel-PCA, UMAP and the auto-encoder, as compared by Neuro-Visualizer and GlobScope.
 
+    Fresh unfitted projectors from the projector registry.
+
+    Examples
+    --------
+    >>> sorted(default_projectors())
+    ['autoencoder', 'kpca', 'pca', 'umap']
+    """
+    make = getattr(projector_registry, "make_projector", None)
+    if callable(make):
+        return {
+            "pca": make("pca", n_components=n_components, random_state=random_state),
+            "kpca": make("kpca", n_components=n_components, random_state=random_state),
+            "umap": make("umap", n_components=n_components, random_state=random_state),
+            "autoencoder": make(
+                "autoencoder",
+                n_components=n_components,
+                random_state=random_state,
+                progress=progress,
+            ),
+        }
     return {
-        "pca": PCAProjector(n_components=n_components),
-        "kpca": KernelPCAProjector(n_components=n_components, random_state=random_state),
-        "umap": UMAPProjector(n_components=n_components, random_state=random_state),
-        "autoencoder": AutoEncoderProjector(
+        "pca": projector_registry.PCAProjector(n_components=n_components),
+        "kpca": projector_registry.KernelPCAProjector(
+            n_components=n_components, random_state=random_state
+        ),
+        "umap": projector_registry.UMAPProjector(
+            n_components=n_components, random_state=random_state
+        ),
+        "autoencoder": projector_registry.AutoEncoderProjector(
             n_components=n_components, random_state=random_state, progress=progress
         ),
     }
 
 
 def compare_projectors(
-    trajectory: Any,
     model: nn.Module,
     data: Any,
     loss: Any,
+    trajectory: Any,
     projectors: Mapping[str, Any] | None = None,
     holdout: Any = True,
     csv_path: str | os.PathLike[str] | None = None,
-    plot_path: str | os.PathLike[str] | None = None,
     n_components: int = 2,
     random_state: int = 0,
     device: str | torch.device | None = None,
 ) -> FidelityTable:
     """Fit each projector on ``trajectory`` and tabulate its fidelity (optionally held-out too).
 
-    ``projectors`` maps names to unfitted projectors (default :func:`default_projectors`).
-    Writes the table as CSV to ``csv_path`` and a bar chart to ``plot_path`` when given.
+    ``projectors`` maps names to projectors (default :func:`default_projectors`); they are not
+    modified (unfitted ones are fitted as clones, see :func:`fidelity`). Writes the table as CSV
+    to ``csv_path`` when given; ``losstopo.plot.plot_fidelity(table.error_table())`` draws it.
     """
     if projectors is None:
         projectors = default_projectors(n_components, random_state)
@@ -402,25 +441,15 @@ def compare_projectors(
         raise InvalidParameterError(
             "The 'projectors' parameter must be a non-empty dict of name -> projector."
         )
+    out_csv = validate_output_path(csv_path, "csv_path") if csv_path is not None else None
     rows, reports = [], {}
     for name, proj in projectors.items():
-        rep = fidelity(proj, trajectory, model, data, loss, holdout=holdout, device=device)
+        rep = fidelity(model, data, loss, proj, trajectory, holdout=holdout, device=device)
         reports[str(name)] = rep
         row: dict[str, Any] = {"projector": str(name), **rep.summary()}
         row["fit_seconds"] = float(rep.attrs.get("fit_seconds", float("nan")))
         rows.append(row)
     table = FidelityTable(rows, reports)
-    if csv_path is not None:
-        table.to_csv(csv_path)
-    if plot_path is not None:
-        import matplotlib.pyplot as plt
-
-        out = Path(plot_path)
-        if not out.resolve().parent.is_dir():
-            raise InvalidParameterError(
-                f"The directory {out.resolve().parent} does not exist; create it first."
-            )
-        fig = table.plot()
-        fig.savefig(out, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+    if out_csv is not None:
+        table.to_csv(out_csv)
     return table

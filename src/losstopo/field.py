@@ -12,29 +12,31 @@ Examples
 >>> field = LossField(values=x**2 + y**2, grid=g, attrs={"note": "bowl"})
 >>> path = os.path.join(tempfile.mkdtemp(), "bowl.h5")
 >>> field.save(path)
->>> LossField.load(path).values.shape
-(5, 5)
+>>> LossField.load(path).equals(field)
+True
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
-from .errors import FieldFormatError, InvalidParameterError, ShapeMismatchError
+from .errors import InvalidParameterError, InvalidTypeError, ShapeMismatchError
 from .grid import Grid
+from .jsonable import to_jsonable
 
-FORMAT_NAME = "losstopo-field"
-FORMAT_VERSION = 1
+if TYPE_CHECKING:
+    from .topology import TopologySummary
+
+#: attribute of each data variable of :meth:`LossField.to_xarray` saying what it holds
+ROLE = "losstopo_role"
+#: Dataset attribute listing the ``attrs`` keys that :meth:`LossField.to_xarray` wrote as JSON
+JSON_ATTRS = "losstopo_json_attrs"
 
 
 @dataclass(frozen=True)
@@ -69,23 +71,7 @@ class ProjectedPath:
         return int(self.coords.shape[0])
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LossField:
     """Loss (and metrics) evaluated on a :class:`~losstopo.Grid`.
 
@@ -101,8 +87,10 @@ class LossField:
         Provenance: projector, seeds, normalization, data, model hash, losstopo version, counts.
     paths : dict of str to ProjectedPath
         Trajectories projected into the grid's coordinates, keyed by run name.
-    topology : object or None
-        A topology summary attached by :func:`losstopo.analyze` (kept by :meth:`save`).
+    topology : TopologySummary or None
+        A summary attached with :meth:`with_topology` (kept by :meth:`save`).
+
+    Fields compare with :meth:`equals`; ``==`` is identity (arrays have no single truth value).
     """
 
     values: np.ndarray
@@ -110,7 +98,7 @@ class LossField:
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, ProjectedPath] = field(default_factory=dict)
-    topology: Any = None
+    topology: TopologySummary | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, Grid):
@@ -138,6 +126,8 @@ class LossField:
         object.__setattr__(self, "metrics", metrics)
         object.__setattr__(self, "attrs", dict(self.attrs))
         object.__setattr__(self, "paths", dict(self.paths))
+        if self.topology is not None:
+            _check_topology(self.topology)
 
     # ------------------------------------------------------------------ conveniences
     @property
@@ -148,8 +138,19 @@ class LossField:
     def shape(self) -> tuple[int, ...]:
         return self.grid.shape
 
-    def with_topology(self, topology: Any) -> LossField:
-        """A copy of this field with ``topology`` attached (kept by :meth:`save`)."""
+    def with_topology(self, topology: TopologySummary | None) -> LossField:
+        """A copy of this field with ``topology`` (from :func:`losstopo.analyze`) attached.
+
+        ``None`` gives a copy without topology; anything else but a ``TopologySummary`` is refused.
+
+        >>> from losstopo import analyze
+        >>> from losstopo.testing import analytic_field
+        >>> f = analytic_field("double_well", resolution=21)
+        >>> f.with_topology(analyze(f, min_persistence=0.1)).topology.n_minima
+        2
+        """
+        if topology is not None:
+            _check_topology(topology)
         return replace(self, topology=topology)
 
     def with_paths(self, paths: Mapping[str, ProjectedPath]) -> LossField:
@@ -163,111 +164,161 @@ class LossField:
         v = np.where(np.isfinite(self.values), self.values, np.inf)
         return self.grid.coords_of(int(np.argmin(v)))[0]
 
+    # ------------------------------------------------------------------ comparison
+    def equals(self, other: object, *, rtol: float = 0.0, atol: float = 0.0) -> bool:
+        """True when ``other`` is a field with the same grid, values, metrics, paths and attrs.
+
+        Arrays are compared within ``rtol``/``atol`` (exactly by default), NaN equal to NaN;
+        ``attrs`` in the JSON form they are saved in (:func:`to_jsonable`: a tuple equals a list,
+        ``inf`` equals ``"inf"``); of the topology only its presence. ``==`` compares identity.
+
+        >>> import numpy as np
+        >>> from losstopo import Grid
+        >>> a = LossField(np.array([[0.0, np.nan], [1.0, 2.0]]), Grid.square(2))
+        >>> a.equals(LossField(a.values.copy(), a.grid)), a.equals(LossField(a.values + 1e-9, a.grid))
+        (True, False)
+        >>> a.equals(LossField(a.values + 1e-9, a.grid), atol=1e-6)
+        True
+        """
+        if not isinstance(other, LossField):
+            return False
+
+        def close(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+            if a is None or b is None:
+                return a is None and b is None
+            return a.shape == b.shape and bool(
+                np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+            )
+
+        if self.grid.names != other.grid.names or not all(
+            close(a, b)
+            for a, b in zip(self.grid.axes.values(), other.grid.axes.values(), strict=True)
+        ):
+            return False
+        if not close(self.values, other.values) or set(self.metrics) != set(other.metrics):
+            return False
+        if not all(close(v, other.metrics[k]) for k, v in self.metrics.items()):
+            return False
+        if set(self.paths) != set(other.paths):
+            return False
+        for key, p in self.paths.items():
+            q = other.paths[key]
+            if p.run != q.run or not np.array_equal(p.step, q.step):
+                return False
+            if not (close(p.coords, q.coords) and close(p.loss, q.loss)):
+                return False
+        if to_jsonable(self.attrs) != to_jsonable(other.attrs):
+            return False
+        return (self.topology is None) == (other.topology is None)
+
     # ------------------------------------------------------------------ HDF5
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the field to ``path`` (HDF5), atomically: a failure never leaves half a file.
 
-        The schema is documented in ``docs/format.md``.
+        The schema is documented in ``docs/format.md``; see :func:`losstopo.io.write_field`.
         """
-        path = Path(path)
-        _check_parent(path)
-        write_atomically(path, lambda f: self._write(f, complete=True))
+        from .io.hdf5 import write_field
 
-    def _write(self, f: h5py.File, *, complete: bool) -> None:
-        from . import __version__
-
-        f.attrs["format"] = FORMAT_NAME
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["losstopo_version"] = __version__
-        f.attrs["complete"] = complete
-        f.attrs["axis_names"] = json.dumps(list(self.grid.names))
-        f.attrs["attrs_json"] = json.dumps(_jsonable(self.attrs))
-        g = f.create_group("grid")
-        for name, axis in self.grid.axes.items():
-            g.create_dataset(name, data=axis)
-        f.create_dataset("values", data=self.values)
-        m = f.create_group("metrics")
-        for name, arr in self.metrics.items():
-            m.create_dataset(name, data=arr)
-        p = f.create_group("paths")
-        for name, path in self.paths.items():
-            pg = p.create_group(name)
-            pg.attrs["run"] = path.run
-            pg.create_dataset("coords", data=path.coords)
-            pg.create_dataset("step", data=path.step)
-            if path.loss is not None:
-                pg.create_dataset("loss", data=path.loss)
-        if self.topology is not None:
-            to_dict = getattr(self.topology, "to_dict", None)
-            payload = to_dict() if callable(to_dict) else self.topology
-            f.attrs["topology_json"] = json.dumps(_jsonable(payload))
+        write_field(path, self)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LossField:
         """Read a field written by :meth:`save` or by a finished :func:`losstopo.evaluate` store."""
-        with open_field_file(path) as f:
-            if not bool(f.attrs.get("complete", True)):
-                done = int(np.count_nonzero(f["done"][()])) if "done" in f else 0
-                total = int(np.prod(f["values"].shape))
-                raise FieldFormatError(
-                    f"{path} holds a partial run ({done} of {total} points); rerun the same "
-                    "command (or evaluate(..., store=...)) to resume and finish it."
-                )
-            return cls._read(f)
+        from .io.hdf5 import read_field
 
-    @classmethod
-    def _read(cls, f: h5py.File) -> LossField:
-        try:
-            names = json.loads(f.attrs["axis_names"])
-            grid = Grid({n: f["grid"][n][()] for n in names})
-            values = f["values"][()]
-            metrics = {k: v[()] for k, v in f["metrics"].items()}
-            attrs = json.loads(f.attrs.get("attrs_json", "{}"))
-            paths = {}
-            for name, pg in f["paths"].items():
-                loss = pg["loss"][()] if "loss" in pg else None
-                paths[name] = ProjectedPath(
-                    coords=pg["coords"][()],
-                    step=pg["step"][()],
-                    loss=loss,
-                    run=str(pg.attrs.get("run", name)),
-                )
-            topology = None
-            if "topology_json" in f.attrs:
-                topology = _load_topology(json.loads(f.attrs["topology_json"]))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise FieldFormatError(
-                f"{f.filename} is a damaged losstopo file ({exc}); recompute it or restore a copy."
-            ) from exc
-        return cls(
-            values=values, grid=grid, metrics=metrics, attrs=attrs, paths=paths, topology=topology
-        )
+        return read_field(path)
 
     # ------------------------------------------------------------------ xarray
     def to_xarray(self) -> Any:
-        """The field as an ``xarray.Dataset`` (needs the ``xarray`` extra).
+        """The field as an ``xarray.Dataset`` (needs the ``xarray`` extra); see :meth:`from_xarray`.
+
+        The loss is the data variable ``loss`` and each metric one more, all over the grid's
+        axes as coordinates. Each path ``i`` is stored as ``path{i}_coords`` (over ``path{i}_point``
+        and ``path{i}_dim``), ``path{i}_step`` and ``path{i}_loss``; numbers and strings of
+        ``attrs`` are kept as they are, other values as JSON strings (their keys listed in the
+        attribute ``losstopo_json_attrs``).
 
         >>> import numpy as np
         >>> from losstopo import Grid, LossField
         >>> ds = LossField(np.zeros((3, 3)), Grid.square(3)).to_xarray()
-        >>> list(ds.data_vars)
-        ['loss']
+        >>> list(ds.data_vars), ds["x"].values.tolist()
+        (['loss'], [-1.0, 0.0, 1.0])
         """
-        try:
-            import xarray as xr
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "LossField.to_xarray needs xarray; install it with pip install 'losstopo[xarray]'."
-            ) from exc
+        xr = _xarray("to_xarray")
         dims = self.grid.names
-        data_vars = {"loss": (dims, self.values)}
+        data_vars: dict[str, Any] = {"loss": (dims, self.values, {ROLE: "loss"})}
         for name, arr in self.metrics.items():
-            data_vars[name] = (dims, arr)
-        attrs = {
-            k: json.dumps(_jsonable(v)) if isinstance(v, (dict, list)) else v
-            for k, v in self.attrs.items()
-        }
+            data_vars[name] = (dims, arr, {ROLE: "metric"})
+        for i, (key, path) in enumerate(self.paths.items()):
+            point, dim = f"path{i}_point", f"path{i}_dim"
+            data_vars[f"path{i}_coords"] = (
+                (point, dim),
+                path.coords,
+                {ROLE: "path", "path": key, "run": path.run},
+            )
+            data_vars[f"path{i}_step"] = ((point,), path.step, {ROLE: "path_step", "path": key})
+            if path.loss is not None:
+                data_vars[f"path{i}_loss"] = ((point,), path.loss, {ROLE: "path_loss", "path": key})
+        attrs: dict[str, Any] = {}
+        encoded = []
+        for k, v in to_jsonable(self.attrs).items():
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+                attrs[k] = v
+            else:
+                attrs[k] = json.dumps(v)
+                encoded.append(k)
+        attrs[JSON_ATTRS] = json.dumps(encoded)
         return xr.Dataset(data_vars, coords=dict(self.grid.axes), attrs=attrs)
+
+    @classmethod
+    def from_xarray(cls, ds: Any) -> LossField:
+        """Rebuild a field from a Dataset written by :meth:`to_xarray`.
+
+        A Dataset from elsewhere works too: its ``loss`` variable gives the grid (its dimensions'
+        coordinates) and values; every other variable over the same dimensions is a metric.
+
+        >>> import numpy as np
+        >>> from losstopo import Grid
+        >>> f = LossField(np.arange(4.0).reshape(2, 2), Grid.square(2), attrs={"seed": [1, 2]})
+        >>> LossField.from_xarray(f.to_xarray()).equals(f)
+        True
+        """
+        xr = _xarray("from_xarray")
+        if not isinstance(ds, xr.Dataset) or "loss" not in ds.data_vars:
+            raise InvalidTypeError(
+                "LossField.from_xarray needs an xarray.Dataset with a 'loss' variable, as written "
+                f"by LossField.to_xarray; got {type(ds).__name__}."
+            )
+        loss = ds["loss"]
+        missing = [d for d in loss.dims if d not in ds.coords]
+        if missing:
+            raise InvalidParameterError(
+                f"The 'loss' variable's dimensions {missing} have no coordinates; assign them "
+                "(ds.assign_coords(...)) so the grid is known."
+            )
+        grid = Grid({str(d): np.asarray(ds[d].values, dtype=np.float64) for d in loss.dims})
+        metrics: dict[str, np.ndarray] = {}
+        paths: dict[str, ProjectedPath] = {}
+        for name, var in ds.data_vars.items():
+            role = var.attrs.get(ROLE, "metric" if var.dims == loss.dims else None)
+            if role == "metric" and name != "loss":
+                metrics[str(name)] = np.asarray(var.transpose(*loss.dims).values)
+            elif role == "path":
+                stem = str(name).removesuffix("_coords")
+                path_loss = ds.get(f"{stem}_loss")
+                paths[str(var.attrs["path"])] = ProjectedPath(
+                    coords=np.asarray(var.values),
+                    step=np.asarray(ds[f"{stem}_step"].values),
+                    loss=None if path_loss is None else np.asarray(path_loss.values),
+                    run=str(var.attrs.get("run", var.attrs["path"])),
+                )
+        encoded = set(json.loads(ds.attrs.get(JSON_ATTRS, "[]")))
+        attrs = {
+            str(k): json.loads(v) if k in encoded else _plain(v)
+            for k, v in ds.attrs.items()
+            if k != JSON_ATTRS
+        }
+        return cls(np.asarray(loss.values), grid, metrics=metrics, attrs=attrs, paths=paths)
 
     def __repr__(self) -> str:
         finite = self.values[np.isfinite(self.values)]
@@ -275,90 +326,44 @@ class LossField:
         return f"LossField({self.grid!r}, loss {rng}, metrics={list(self.metrics)})"
 
 
-def _load_topology(payload: Any) -> Any:
-    try:
-        from .topology import TopologySummary
-    except ImportError:  # the topology layer is optional at this level
-        return payload
-    from_dict = getattr(TopologySummary, "from_dict", None)
-    return from_dict(payload) if callable(from_dict) else payload
+def _check_topology(topology: object) -> None:
+    from .topology import TopologySummary
 
-
-def _check_parent(path: Path) -> None:
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise InvalidParameterError(
-            f"The directory {parent} for {path.name} does not exist; create it first "
-            f"(mkdir -p {parent})."
+    if not isinstance(topology, TopologySummary):
+        raise InvalidTypeError(
+            "A LossField's topology must be a losstopo.TopologySummary (from "
+            f"losstopo.analyze(field)); got {type(topology).__name__}."
         )
 
 
-def write_atomically(path: Path, write: Any, *, start_from_existing: bool = False) -> None:
-    """Write an HDF5 file through ``write(h5file)`` into a temporary file, then rename it over ``path``.
-
-    With ``start_from_existing`` the temporary file starts as a copy of ``path`` (opened for
-    update) instead of empty. A crash or ``kill -9`` at any moment leaves either the old file or
-    the new one, never a mix.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    os.close(fd)
+def _xarray(method: str) -> Any:
     try:
-        if start_from_existing:
-            shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "r+" if start_from_existing else "w") as f:
-            write(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        import xarray as xr
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"LossField.{method} needs xarray; install it with pip install 'losstopo[xarray]'."
+        ) from exc
+    return xr
 
 
-def store_topology(path: str | os.PathLike[str], topology: Any) -> None:
-    """Attach a topology summary to an existing field file, keeping everything else in it.
-
-    Unlike re-saving the field, this keeps a resumable store's bookkeeping (``done`` and the
-    fingerprint), so the run can still be resumed. Atomic, as :func:`write_atomically`.
-    """
-    path = Path(path)
-    with open_field_file(path):
-        pass  # a clear error for a missing, foreign or corrupt file
-    to_dict = getattr(topology, "to_dict", None)
-    payload = json.dumps(_jsonable(to_dict() if callable(to_dict) else topology))
-
-    def write(f: h5py.File) -> None:
-        f.attrs["topology_json"] = payload
-
-    write_atomically(path, write, start_from_existing=True)
+def _plain(value: Any) -> Any:
+    """A numpy scalar attribute (as netCDF gives back) as the Python number it was written as."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
-class open_field_file:
-    """Open a losstopo HDF5 file for reading, turning foreign or corrupt files into one clear error."""
+#: Names that moved to :mod:`losstopo.io.hdf5`; ``from losstopo.field import ...`` still finds them.
+_MOVED_TO_IO = (
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "open_field_file",
+    "store_topology",
+    "write_atomically",
+)
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self.file: h5py.File | None = None
 
-    def __enter__(self) -> h5py.File:
-        if not self.path.exists():
-            raise FieldFormatError(f"{self.path} does not exist; check the path.")
-        try:
-            self.file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise FieldFormatError(
-                f"{self.path} is not a readable HDF5 file ({exc.__class__.__name__}); it may be "
-                "corrupt or of another format. Recompute it or pass a file written by losstopo."
-            ) from exc
-        if self.file.attrs.get("format") != FORMAT_NAME:
-            self.file.close()
-            raise FieldFormatError(
-                f"{self.path} is an HDF5 file but not a losstopo field (no format={FORMAT_NAME!r} "
-                "attribute); pass a file written by LossField.save or losstopo landscape."
-            )
-        return self.file
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_IO:
+        from .io import hdf5
 
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
+        return getattr(hdf5, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

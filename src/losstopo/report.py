@@ -35,7 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from ._version import __version__
+from .errors import InvalidParameterError, validate_output_path
+from .field import LossField
+from .topology import TopologySummary
 
 MAX_IMAGE_BYTES = 8 * 2**20
 MAX_IMAGES = 60
@@ -117,20 +120,16 @@ def _img(data: bytes, caption: str) -> str:
     )
 
 
-def _field_figure(field: Any) -> bytes | None:
+def _field_figure(field: LossField) -> bytes | None:
     """A PNG of a 1D profile or a 2D contour map (with its topology if attached)."""
     from . import plot
 
     if field.grid.ndim == 1:
         fig = plot.plot_profile(field)
     elif field.grid.ndim == 2:
-        topo = field.topology if not isinstance(field.topology, Mapping) else None
-        try:
-            fig = plot.plot_contour(
-                field, critical_points=topo, log=bool(np.nanmin(field.values) > 0)
-            )
-        except (ValueError, TypeError):
-            fig = plot.plot_contour(field)
+        fig = plot.plot_contour(
+            field, critical_points=field.topology, log=bool(np.nanmin(field.values) > 0)
+        )
     else:
         return None
     buf = io.BytesIO()
@@ -171,9 +170,7 @@ def _fidelity_figure(header: list[str], rows: list[list[str]]) -> bytes | None:
     return buf.getvalue()
 
 
-def _field_section(path: Path, run_dir: Path, problems: list[str]) -> tuple[str, Any]:
-    from .field import LossField
-
+def _field_section(path: Path, run_dir: Path, problems: list[str]) -> tuple[str, LossField | None]:
     try:
         field = LossField.load(path)
     except (ValueError, OSError) as exc:
@@ -193,7 +190,10 @@ def _field_section(path: Path, run_dir: Path, problems: list[str]) -> tuple[str,
         ("paths", ", ".join(field.paths) or "none"),
     ]
     rows += [(f"attrs.{k}", val) for k, val in _flatten(field.attrs)]
-    return f"<h3>{_esc(path.stem)}</h3>{_kv_table(rows)}", field
+    html = f"<h3>{_esc(path.stem)}</h3>{_kv_table(rows)}"
+    if field.topology is not None:
+        html += "<h4>Topology stored in the file</h4>" + _summary_html(field.topology)
+    return html, field
 
 
 def write_report(
@@ -220,10 +220,7 @@ def write_report(
     target = run / "report.html" if out is None else Path(out)
     if target.is_dir():
         target = target / "report.html"
-    if not target.parent.resolve().is_dir():
-        raise InvalidParameterError(
-            f"The directory {target.parent} for {target.name} does not exist; create it first."
-        )
+    validate_output_path(target, "the report")
     problems: list[str] = []
     parts: list[str] = []
 
@@ -237,7 +234,7 @@ def write_report(
                 tables[name] = (
                     f"<h2>{title}</h2><p class=muted>from <code>{_esc(name)}</code></p>"
                     + (
-                        _topology_tables(data)
+                        _topology_tables(data, problems)
                         if name == "topology.json"
                         else _kv_table(_flatten(data))
                     )
@@ -318,8 +315,6 @@ def write_report(
         parts.append(
             "<h2>Notes</h2><ul>" + "".join(f"<li>{_esc(p)}</li>" for p in problems) + "</ul>"
         )
-    from . import __version__
-
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     page = (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
@@ -336,56 +331,60 @@ def write_report(
     return target
 
 
-def _topology_tables(data: Any) -> str:
-    """A topology JSON as readable tables: one block per field when it is keyed so."""
-    if isinstance(data, Mapping) and data and all(isinstance(v, Mapping) for v in data.values()):
+def _topology_tables(data: Any, problems: list[str]) -> str:
+    """A topology JSON as readable tables: summaries (``TopologySummary.to_dict``) read back as
+    summaries, one block per field when the JSON is keyed so, anything else as a flat table."""
+    if _is_summary(data):
+        try:
+            return _summary_html(TopologySummary.from_dict(data))
+        except (KeyError, ValueError, TypeError) as exc:
+            problems.append(f"topology.json: not a readable topology summary ({exc!r})")
+    elif isinstance(data, Mapping) and data and all(isinstance(v, Mapping) for v in data.values()):
         if not any(k in data for k in ("critical_counts", "shape", "connectivity")):
-            return "".join(f"<h3>{_esc(k)}</h3>{_topology_tables(v)}" for k, v in data.items())
-    if isinstance(data, Mapping) and "critical_counts" in data and "basins" in data:
-        return _topology_summary_html(data)
+            return "".join(
+                f"<h3>{_esc(k)}</h3>{_topology_tables(v, problems)}" for k, v in data.items()
+            )
     rows = _flatten(data)
     scalar = [(k, v) for k, v in rows if not isinstance(v, (list, tuple)) or len(v) <= MAX_LIST]
     long = [(k, v) for k, v in rows if isinstance(v, (list, tuple)) and len(v) > MAX_LIST]
     return _kv_table(scalar + long)
 
 
-_TYPE_LABELS = {"0": "minima", "1": "1-saddles", "2": "2-saddles", "3": "maxima"}
+def _is_summary(data: Any) -> bool:
+    return isinstance(data, Mapping) and str(data.get("schema", "")).startswith(
+        "losstopo-topology/"
+    )
 
 
-def _topology_summary_html(d: Mapping[str, Any]) -> str:
-    """The few numbers a reader wants from a TopologySummary dict, then its basin table."""
-    counts = {str(k): v for k, v in dict(d.get("critical_counts", {})).items()}
-    persistent = d.get("persistent", {}) if isinstance(d.get("persistent"), Mapping) else {}
-    types = [str(t) for t in persistent.get("type", [])]
-    basins = d.get("basins", {}) if isinstance(d.get("basins"), Mapping) else {}
-    shape = "x".join(str(n) for n in d.get("shape", []))
+_TYPE_LABELS = {0: "minima", 1: "1-saddles", 2: "2-saddles", 3: "maxima"}
+
+
+def _summary_html(s: TopologySummary) -> str:
+    """The few numbers a reader wants from a TopologySummary, then its basin table."""
+    types = s.persistent.counts()
+    b = s.basins
     rows: list[tuple[str, Any]] = [
-        ("field", f"{shape} ({', '.join(map(str, d.get('axis_names', [])))})"),
-        ("connectivity", d.get("connectivity")),
-        ("value range", f"{_fmt(d.get('value_min'))} .. {_fmt(d.get('value_max'))}"),
-        ("non-finite vertices", d.get("n_nonfinite")),
-        ("min_persistence", d.get("min_persistence")),
+        ("field", f"{'x'.join(map(str, s.shape))} ({', '.join(s.axis_names)})"),
+        ("connectivity", s.connectivity),
+        ("value range", f"{_fmt(s.value_min)} .. {_fmt(s.value_max)}"),
+        ("non-finite vertices", s.n_nonfinite),
+        ("min_persistence", s.min_persistence),
         (
             "raw critical points",
-            ", ".join(f"{counts.get(k, 0)} {v}" for k, v in _TYPE_LABELS.items()),
+            ", ".join(f"{s.critical_counts.get(k, 0)} {v}" for k, v in _TYPE_LABELS.items()),
         ),
-        ("Morse sum", d.get("morse_sum")),
+        ("Morse sum", s.morse_sum),
         (
             "persistent critical points",
-            ", ".join(f"{types.count(k)} {v}" for k, v in _TYPE_LABELS.items()),
+            ", ".join(f"{types[k]} {v}" for k, v in _TYPE_LABELS.items()),
         ),
-        ("persistent minima (basins)", basins.get("n_minima")),
-        ("total persistence", basins.get("total_persistence")),
-        ("SMAD", basins.get("smad")),
+        ("persistent minima (basins)", b.n_minima),
+        ("total persistence", b.total_persistence),
+        ("SMAD", b.smad),
     ]
     html = _kv_table(rows)
-    basin_rows = basins.get("rows", [])
-    if basin_rows:
+    if len(b):
         keys = ["coords", "value", "saddle_value", "persistence", "size", "fraction", "flatness"]
-        table = [
-            [i] + [r.get(k) for k in keys]
-            for i, r in enumerate(basin_rows[:MAX_LIST])
-            if isinstance(r, Mapping)
-        ]
+        table = [[i] + [getattr(r, k) for k in keys] for i, r in enumerate(b.rows[:MAX_LIST])]
         html += "<h4>Basins</h4>" + _grid_table(["#", *keys], table)
     return html

@@ -9,16 +9,20 @@ ever damaged. When every point is done the same file becomes the finished field.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from .errors import FieldFormatError, StoreMismatchError
-from .field import LossField, _check_parent, open_field_file, write_atomically
+from .errors import StoreMismatchError, validate_output_path
+from .field import LossField
 from .grid import Grid
+from .io.hdf5 import read_field, read_fingerprint, read_partial, read_progress, write_store
+
+__all__ = ["PointStore", "read_progress", "store_progress"]
+
+#: The former name of :func:`losstopo.io.read_progress`.
+store_progress = read_progress
 
 
 class PointStore:
@@ -51,52 +55,45 @@ class PointStore:
         """A new store, or the matching partial (or finished) run found at ``path``."""
         if path is None:
             return cls(grid, metric_names, fingerprint)
-        path = Path(path)
-        _check_parent(path)
+        path = validate_output_path(path, Path(path).name)
         store = cls(grid, metric_names, fingerprint, path)
         if not path.exists():
             return store
-        with open_field_file(path) as f:
-            stored = json.loads(f.attrs.get("fingerprint_json", "null") or "null")
-            if stored is None:
-                raise StoreMismatchError(
-                    f"{path} holds a losstopo field that was not written by evaluate's store; "
-                    "choose another --out/store path (it is never overwritten)."
-                )
-            differing = [k for k in fingerprint if stored.get(k) != fingerprint[k]]
-            differing += [k for k in stored if k not in fingerprint]
-            if differing:
-                raise StoreMismatchError(
-                    f"{path} holds a run with other {', '.join(differing)} than this call; it is "
-                    "never mixed or overwritten. Use the same arguments to resume, or another path "
-                    "for a new run."
-                )
-            complete = bool(f.attrs.get("complete", False))
-            if complete:
-                store.complete_field = LossField._read(f)
-                store.done[:] = True
-                return store
-            try:
-                store.done = f["done"][()].astype(bool).ravel()
-                store.values = f["values"][()].astype(np.float64).ravel()
-                for m in metric_names:
-                    store.metrics[m] = f["metrics"][m][()].astype(np.float64).ravel()
-            except KeyError as exc:
-                raise FieldFormatError(
-                    f"{path} is a damaged partial run ({exc}); delete it to start over."
-                ) from exc
+        stored = read_fingerprint(path)
+        if stored is None:
+            raise StoreMismatchError(
+                f"{path} holds a losstopo field that was not written by evaluate's store; "
+                "choose another --out/store path (it is never overwritten)."
+            )
+        differing = [k for k in fingerprint if stored.get(k) != fingerprint[k]]
+        differing += [k for k in stored if k not in fingerprint]
+        if differing:
+            raise StoreMismatchError(
+                f"{path} holds a run with other {', '.join(differing)} than this call; it is "
+                "never mixed or overwritten. Use the same arguments to resume, or another path "
+                "for a new run."
+            )
+        if read_progress(path)[2]:
+            store.complete_field = read_field(path)
+            store.done[:] = True
+            return store
+        partial = read_partial(path, metric_names)
+        store.done, store.values, store.metrics = partial.done, partial.values, partial.metrics
         return store
 
     def missing(self) -> np.ndarray:
+        """Flat indices of the points not computed yet."""
         return np.flatnonzero(~self.done)
 
     def put(self, indices: np.ndarray, results: np.ndarray) -> None:
+        """Record ``results`` (loss, then one column per metric) at the flat ``indices``."""
         self.values[indices] = results[:, 0]
         for j, m in enumerate(self.metric_names):
             self.metrics[m][indices] = results[:, 1 + j]
         self.done[indices] = True
 
     def field(self, attrs: dict[str, Any]) -> LossField:
+        """The values so far as a field (NaN where not computed)."""
         return LossField(
             values=self.values.reshape(self.grid.shape),
             grid=self.grid,
@@ -107,33 +104,15 @@ class PointStore:
     def flush(self, attrs: dict[str, Any]) -> None:
         """Write the partial state (atomic)."""
         if self.path is not None:
-            self._write(self.field({**attrs, "partial": True}), complete=False)
+            write_store(
+                self.path,
+                self.field({**attrs, "partial": True}),
+                self.done,
+                self.fingerprint,
+                complete=False,
+            )
 
     def finalize(self, field: LossField) -> None:
         """Write the finished field (atomic)."""
         if self.path is not None:
-            self._write(field, complete=True)
-
-    def _write(self, field: LossField, complete: bool) -> None:
-        assert self.path is not None
-
-        def write(f: h5py.File) -> None:
-            field._write(f, complete=complete)
-            f.create_dataset("done", data=self.done.reshape(self.grid.shape))
-            f.attrs["fingerprint_json"] = json.dumps(self.fingerprint)
-
-        write_atomically(self.path, write)
-
-
-def store_progress(path: str | Path) -> tuple[int, int, bool]:
-    """``(done, total, complete)`` of a store or field file."""
-    with open_field_file(path) as f:
-        if "values" not in f:
-            raise FieldFormatError(
-                f"{path} is marked as a losstopo field but has no 'values' dataset; it is damaged "
-                "or was not written by losstopo. Recompute it."
-            )
-        total = int(np.prod(f["values"].shape))
-        complete = bool(f.attrs.get("complete", True))
-        done = int(np.count_nonzero(f["done"][()])) if "done" in f else (total if complete else 0)
-        return done, total, complete
+            write_store(self.path, field, self.done, self.fingerprint, complete=True)

@@ -78,6 +78,7 @@ def trajectory_of(args: argparse.Namespace, task: Task) -> Trajectory:
 
 def run(args: argparse.Namespace) -> int:
     from ..fidelity import compare_projectors, default_projectors
+    from ..plot import plot_fidelity, save_figure
 
     k = validate_int(args.n_components, "n_components", low=1, high=3)
     names = parse_projectors(args.projectors)
@@ -104,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
         projectors={n: available[n] for n in names},
         holdout=None if args.no_holdout else True,
         csv_path=out / "fidelity.csv",
-        plot_path=out / "fidelity.png",
         device=args.device,
     )
+    save_figure(plot_fidelity(table.error_table()), out / "fidelity.png", dpi=120)
     print(table)
     if not args.quiet:
         print(f"wrote {out / 'fidelity.csv'} and {out / 'fidelity.png'}")

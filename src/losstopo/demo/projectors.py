@@ -37,6 +37,7 @@ from ..export import write_paraview
 from ..fidelity import compare_projectors
 from ..field import LossField
 from ..grid import Grid
+from ..plot import plot_fidelity, save_figure
 from ..projectors import AutoEncoderProjector, PCAProjector
 from ..topology import TopologySummary, analyze
 from ..trajectory import Trajectory, train
@@ -188,8 +189,8 @@ def run_projector_demo(
             traj,
             holdout=True,
             csv_path=out / f"fidelity_{name}.csv",
-            plot_path=out / f"fidelity_{name}.png",
         )
+        save_figure(plot_fidelity(table.error_table()), out / f"fidelity_{name}.png", dpi=120)
         fidelity[name] = {
             row["projector"]: {
                 k: _round(v)

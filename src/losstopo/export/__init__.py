@@ -2,7 +2,10 @@
 
 Needs the ``export`` extra (``pip install 'losstopo[export]'``: pyvista and vtk). The files open
 in ParaView 5.11 and later; see ``docs/export.md`` for the files, their arrays and how to open
-them.
+them. Fields are :class:`~losstopo.LossField` objects and topologies
+:class:`~losstopo.topology.TopologySummary` objects. Modules: :mod:`.vtk` (the field, paths and
+the bundle), :mod:`.topology_vtk` (critical points, merge-tree arcs, diagrams), :mod:`.ply`
+(height surfaces), :mod:`.paraview_script`.
 
 Examples
 --------
@@ -18,16 +21,15 @@ Examples
 from __future__ import annotations
 
 from .ply import colors_for, height_surface, write_ply
-from .vtk import (
+from .topology_vtk import (
     critical_points_polydata,
     diagram_polydata,
-    field_dataset,
     merge_tree_arcs,
     merge_tree_polydata,
-    paths_polydata,
     steepest_descent,
-    write_paraview,
+    summary_critical_polydata,
 )
+from .vtk import field_dataset, paths_polydata, write_paraview
 
 __all__ = [
     "colors_for",
@@ -39,6 +41,7 @@ __all__ = [
     "merge_tree_polydata",
     "paths_polydata",
     "steepest_descent",
+    "summary_critical_polydata",
     "write_paraview",
     "write_ply",
 ]

@@ -1,18 +1,19 @@
-"""Shared pieces of the exporters: pyvista import, output checks, XML writers, height maps."""
+"""Shared pieces of the exporters: pyvista import, XML writers, provenance, height maps."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._version import __version__
 from ..errors import InvalidParameterError
-from ..plot import log_loss_values
+from ..field import LossField
+from ..jsonable import to_jsonable
+from ..topology.values import log_shift
 
 #: Domain-scaled height surfaces span this fraction of the largest axis extent in z.
 HEIGHT_FRACTION = 0.5
@@ -29,41 +30,12 @@ def pyvista() -> Any:
     return pv
 
 
-def check_directory(directory: str | os.PathLike[str]) -> Path:
-    """``directory`` as a Path if it exists and is writable, else one clear error."""
-    path = Path(directory)
-    if not path.exists():
-        raise InvalidParameterError(
-            f"The output directory {path} does not exist; create it first (mkdir -p {path})."
-        )
-    if not path.is_dir():
-        raise InvalidParameterError(
-            f"The output path {path} is a file, not a directory; pass a directory to write into."
-        )
-    if not _can_create_files_in(path):
-        raise InvalidParameterError(
-            f"The output directory {path} is not writable; choose another directory or fix its "
-            "permissions."
-        )
-    return path
-
-
-def check_parent(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a Path whose parent directory exists and is writable."""
-    path = Path(path)
-    check_directory(path.parent if str(path.parent) else Path("."))
-    return path
-
-
-def get(obj: Any, *names: str) -> Any:
-    """First attribute (or mapping key) of ``obj`` among ``names`` that is not None."""
-    if obj is None:
-        return None
-    for name in names:
-        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-        if value is not None:
-            return value
-    return None
+def pad3(coords: np.ndarray) -> np.ndarray:
+    """``(n, 1..3)`` coordinates as ``(n, 3)`` points, padded with zeros."""
+    c = np.atleast_2d(np.asarray(coords, dtype=np.float64))
+    out = np.zeros((c.shape[0], 3))
+    out[:, : min(3, c.shape[1])] = c[:, :3]
+    return out
 
 
 def write_xml(dataset: Any, path: Path) -> Path:
@@ -102,11 +74,9 @@ def write_xml(dataset: Any, path: Path) -> Path:
     return path
 
 
-def add_field_data(dataset: Any, field: Any, extra: Mapping[str, Any] | None = None) -> None:
+def add_field_data(dataset: Any, field: LossField, extra: Mapping[str, Any] | None = None) -> None:
     """Attach the axis names and the provenance (JSON) as string field data."""
     from vtk import vtkStringArray
-
-    from .. import __version__
 
     def add(name: str, text: str) -> None:
         arr = vtkStringArray()
@@ -116,7 +86,7 @@ def add_field_data(dataset: Any, field: Any, extra: Mapping[str, Any] | None = N
 
     add("axis_names", json.dumps(list(field.grid.names)))
     add("losstopo_version", __version__)
-    add("losstopo_attrs", json.dumps(field.attrs, default=str))
+    add("losstopo_attrs", json.dumps(to_jsonable(field.attrs)))
     for key, value in (extra or {}).items():
         dataset.field_data[key] = np.atleast_1d(np.asarray(value))
 
@@ -124,7 +94,8 @@ def add_field_data(dataset: Any, field: Any, extra: Mapping[str, Any] | None = N
 class HeightMap:
     """Maps loss values of a 2D field to ``z`` for height surfaces and the things drawn on them.
 
-    ``z = (h(v) - h_min) * scale`` with ``h`` the identity or :func:`~losstopo.plot.log_loss_values`
+    ``z = (h(v) - h_min) * scale`` with ``h`` the identity or
+    :func:`~losstopo.topology.values.log_loss_values`
     (the log's shift taken from the whole field, so paths and surface agree). With
     ``scale=True`` the finite heights span ``HEIGHT_FRACTION`` of the largest axis extent;
     ``scale=False`` keeps loss units (``scale`` factor 1, no offset).
@@ -134,9 +105,7 @@ class HeightMap:
         v = np.asarray(values, dtype=np.float64)
         finite = v[np.isfinite(v)]
         self.log = bool(log)
-        lo = float(finite.min()) if finite.size else 0.0
-        hi = float(finite.max()) if finite.size else 1.0
-        self.shift = 0.0 if lo > 0 else -lo + ((hi - lo) * 1e-4 if hi > lo else 1.0)
+        self.shift = log_shift(v) if finite.size else 1e-4
         h = self._h(finite) if finite.size else np.zeros(1)
         hlo, hhi = float(h.min()), float(h.max())
         if scale:
@@ -166,19 +135,3 @@ class HeightMap:
             "z_log": float(self.log),
             "z_log_shift": self.shift,
         }
-
-
-def log_loss(values: np.ndarray) -> np.ndarray:
-    """The ``log_loss`` export array (same transform as the plots)."""
-    return log_loss_values(values)
-
-
-def _can_create_files_in(path: Path) -> bool:
-    """Whether a file can really be created in ``path`` (permission bits mean nothing to root)."""
-    try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".losstopo-probe-")
-    except OSError:
-        return False
-    os.close(fd)
-    os.unlink(probe)
-    return True

@@ -159,7 +159,7 @@ if __name__ == "__main__":
 
 def script_text(blocks: Sequence[str], ndim: int, directory: Path) -> str:
     """The text of ``open_in_paraview.py`` for a bundle with ``blocks``."""
-    from .. import __version__
+    from .._version import __version__
 
     return (
         TEMPLATE.replace("__BLOCKS__", json.dumps(list(blocks)))

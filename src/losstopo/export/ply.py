@@ -27,12 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError, InvalidTypeError
-from ._common import HeightMap, check_parent, log_loss, pyvista
+from ..errors import InvalidParameterError, InvalidTypeError, validate_output_path
+from ..field import LossField
+from ..topology.values import log_loss_values
+from ._common import HeightMap, pyvista
 
 
 def _check_2d(field: Any, what: str) -> None:
-    if not hasattr(field, "grid") or not hasattr(field, "values"):
+    if not isinstance(field, LossField):
         raise InvalidTypeError(f"{what} needs a losstopo.LossField. Got {type(field).__name__}.")
     if field.grid.ndim != 2:
         raise InvalidParameterError(
@@ -64,7 +66,7 @@ def colors_for(values: np.ndarray, colormap: str) -> np.ndarray:
 
 
 def height_surface(
-    field: Any,
+    field: LossField,
     *,
     log: bool = False,
     scale: bool = True,
@@ -103,7 +105,7 @@ def height_surface(
     faces = np.column_stack([np.full(len(tris), 3), remap[tris]]).ravel()
     mesh = pv.PolyData(pts[used], faces=faces)
     mesh.point_data["loss"] = values.ravel()[used]
-    mesh.point_data["log_loss"] = log_loss(values).ravel()[used]
+    mesh.point_data["log_loss"] = log_loss_values(values).ravel()[used]
     for name, arr in field.metrics.items():
         mesh.point_data[name] = np.asarray(arr, dtype=np.float64).ravel()[used]
     mesh.point_data["grid_index"] = used.astype(np.int64)
@@ -120,7 +122,7 @@ def height_surface(
 
 
 def write_ply(
-    field: Any,
+    field: LossField,
     path: str | os.PathLike[str],
     *,
     log: bool = False,
@@ -149,7 +151,7 @@ def write_ply(
         ``path``.
     """
     _check_2d(field, "write_ply")
-    path = check_parent(path)
+    path = validate_output_path(path, "write_ply")
     if path.suffix.lower() != ".ply":
         raise InvalidParameterError(
             f"write_ply writes PLY files; {path.name!r} should end in '.ply'. Rename the output."

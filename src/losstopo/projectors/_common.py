@@ -62,13 +62,3 @@ def center_scale(points: np.ndarray) -> tuple[np.ndarray, float]:
         sq += float(d @ d)
     scale = float(np.sqrt(sq / max(len(points), 1)))
     return mean, scale if scale > 0 else 1.0
-
-
-#: Projectors that can decode latent coordinates back to parameters (for error messages).
-DECODING_PROJECTORS = (
-    "PCAProjector",
-    "PlaneProjector",
-    "KernelPCAProjector",
-    "UMAPProjector",
-    "AutoEncoderProjector",
-)

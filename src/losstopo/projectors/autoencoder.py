@@ -47,124 +47,18 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import InvalidParameterError, validate_choice, validate_float, validate_int
 from ._common import check_min_points, check_n_components, check_random_state
+from .anchors import pca_layout, resolve_anchors
 from .base import Projector, as_coords, as_points
-
-_CORNER = 0.8  # anchor magnitude inside the tanh box
-_CHUNK = 1 << 16  # parameter columns per chunk in the span basis
-
-
-# ---------------------------------------------------------------------- input layouts
-class _SpanBasis:
-    """Orthonormal basis of the checkpoints' affine span, kept implicitly as ``(X - mean)^T A``."""
-
-    def __init__(self, points: np.ndarray):
-        self.points = points  # a reference, not a copy
-        n, p = points.shape
-        self.mean = points.mean(axis=0, dtype=np.float64)
-        gram = np.zeros((n, n))
-        for s in range(0, p, _CHUNK):
-            block = points[:, s : s + _CHUNK].astype(np.float64) - self.mean[s : s + _CHUNK]
-            gram += block @ block.T
-        evals, evecs = np.linalg.eigh(gram)
-        order = np.argsort(evals)[::-1]
-        evals, evecs = evals[order], evecs[:, order]
-        top = max(float(evals[0]), 0.0)
-        keep = evals > max(top * 1e-12, 1e-300)
-        self.rank = int(keep.sum())
-        self.evals = evals[keep]
-        self.A = evecs[:, keep] / np.sqrt(self.evals)  # (n, r)
-        self.coords = evecs[:, keep] * np.sqrt(self.evals)  # span coordinates of the checkpoints
-        self.weights = np.ones(self.rank)
-
-    @property
-    def dim(self) -> int:
-        return self.rank
-
-    def project(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Span coordinates (m, r) and squared distance of each point to the span (m,)."""
-        n, p = self.points.shape
-        cross = np.zeros((n, len(pts)))
-        sq = np.zeros(len(pts))
-        for s in range(0, p, _CHUNK):
-            block = self.points[:, s : s + _CHUNK].astype(np.float64) - self.mean[s : s + _CHUNK]
-            diff = pts[:, s : s + _CHUNK].astype(np.float64) - self.mean[s : s + _CHUNK]
-            cross += block @ diff.T
-            sq += np.einsum("ij,ij->i", diff, diff)
-        y = cross.T @ self.A
-        return y, np.maximum(sq - np.einsum("ij,ij->i", y, y), 0.0)
-
-    def decode(self, y: np.ndarray) -> np.ndarray:
-        """Parameters ``mean + Q y`` (m, n_params), float64."""
-        w = self.A @ y.T  # (n, m)
-        out = np.empty((len(y), self.points.shape[1]))
-        shift = 1.0 - w.sum(axis=0)
-        for s in range(0, self.points.shape[1], _CHUNK):
-            block = self.points[:, s : s + _CHUNK].astype(np.float64)
-            out[:, s : s + _CHUNK] = w.T @ block + shift[:, None] * self.mean[s : s + _CHUNK]
-        return out
-
-
-class _DenseBasis:
-    """Coordinates standardised one by one (constant coordinates are only centred)."""
-
-    def __init__(self, points: np.ndarray):
-        x = points.astype(np.float64)
-        self.mean = x.mean(axis=0)
-        std = x.std(axis=0)
-        self.std = np.where(std > 0, std, 1.0)
-        self.coords = (x - self.mean) / self.std
-        self.weights = self.std**2  # squared parameter units per standardised unit
-
-    @property
-    def dim(self) -> int:
-        return int(self.mean.size)
-
-    def project(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (pts.astype(np.float64) - self.mean) / self.std, np.zeros(len(pts))
-
-    def decode(self, y: np.ndarray) -> np.ndarray:
-        return self.mean + y * self.std
-
-
-# ---------------------------------------------------------------------- networks
-def _mlp(sizes: Sequence[int], act: type[nn.Module] = nn.Tanh) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(act())
-    return nn.Sequential(*layers)
-
-
-class _Residual:
-    """Cubic RBF (with a linear polynomial) through the decoder's residuals at the codes."""
-
-    def __init__(self, codes: torch.Tensor, residual: torch.Tensor):
-        n, d = codes.shape
-        K = torch.cdist(codes, codes) ** 3
-        P = torch.cat([torch.ones(n, 1, dtype=codes.dtype), codes], dim=1)
-        top = torch.cat([K, P], dim=1)
-        bottom = torch.cat([P.T, torch.zeros(d + 1, d + 1, dtype=codes.dtype)], dim=1)
-        M = torch.cat([top, bottom], dim=0)
-        rhs = torch.cat([residual, torch.zeros(d + 1, residual.shape[1], dtype=codes.dtype)])
-        sol = torch.linalg.lstsq(M, rhs, driver="gelsd").solution
-        self.codes = codes
-        self.w, self.poly = sol[:n], sol[n:]
-
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        r = torch.sqrt(((z[:, None, :] - self.codes[None]) ** 2).sum(-1) + 1e-30)
-        P = torch.cat([torch.ones(len(z), 1, dtype=z.dtype), z], dim=1)
-        return (r**3) @ self.w + P @ self.poly
+from .layouts import DenseBasis, Layout, SpanBasis
+from .networks import ResidualInterpolant, mlp
 
 
 # ---------------------------------------------------------------------- projector
@@ -209,6 +103,8 @@ class AutoEncoderProjector(Projector):
     n_epochs_ : epochs run
     anchors_ : (indices, positions) used
     """
+
+    decodes = True
 
     def __init__(
         self,
@@ -273,63 +169,6 @@ class AutoEncoderProjector(Projector):
             "seed": check_random_state(self.random_state, name),
         }
 
-    def _resolve_anchors(
-        self, k: int, n: int, runs: np.ndarray, coords: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        spec = self.anchors
-        if spec is None:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, k))
-        if isinstance(spec, str):
-            validate_choice(spec, "anchors", ("corners", "diagonal", "circle"))
-            one = np.full(k, _CORNER)
-            if spec == "corners":
-                return np.array([0, n - 1]), np.stack([-one, one])
-            if spec == "diagonal":
-                idx = np.flatnonzero(runs == runs[0])
-                steps = np.linalg.norm(np.diff(coords[idx], axis=0), axis=1)
-                t = np.concatenate([[0.0], np.cumsum(steps)])
-                t = t / t[-1] if t[-1] > 0 else np.linspace(0, 1, len(idx))
-                return idx, (-1 + 2 * t)[:, None] * one[None]
-            # circle: last checkpoint of each run evenly around it (one run: first and last)
-            run_ids = list(dict.fromkeys(runs.tolist()))
-            if len(run_ids) == 1:
-                idx = np.array([0, n - 1])
-            else:
-                idx = np.array([np.flatnonzero(runs == r)[-1] for r in run_ids])
-            angles = math.pi / 4 + 2 * math.pi * np.arange(len(idx)) / len(idx)
-            pos = np.zeros((len(idx), k))
-            pos[:, 0] = _CORNER * np.cos(angles)
-            if k > 1:
-                pos[:, 1] = _CORNER * np.sin(angles)
-            return idx, pos
-        try:
-            pairs = list(spec)
-        except TypeError:
-            pairs = None
-        if pairs is None or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
-            raise InvalidParameterError(
-                "The 'anchors' parameter must be None, 'corners', 'diagonal', 'circle' or a list "
-                f"of (index, position) pairs. Got {spec!r} instead."
-            )
-        idx_list, pos_list = [], []
-        for index, position in pairs:
-            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
-                raise InvalidParameterError(f"Anchor index {index!r} must be an int.")
-            if not -n <= index < n:
-                raise InvalidParameterError(
-                    f"Anchor index {index} is beyond the trajectory of {n} checkpoints; use an "
-                    f"index in [{-n}, {n - 1}]."
-                )
-            vec = np.asarray(position, dtype=np.float64).ravel()
-            if vec.size != k or not np.all(np.isfinite(vec)) or np.any(np.abs(vec) >= 1):
-                raise InvalidParameterError(
-                    f"Anchor position {position!r} for checkpoint {index} must be {k} finite "
-                    "numbers inside the open latent box (-1, 1)."
-                )
-            idx_list.append(int(index) % n)
-            pos_list.append(vec)
-        return np.asarray(idx_list, dtype=np.int64), np.asarray(pos_list).reshape(-1, k)
-
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any = None) -> AutoEncoderProjector:
         """Train the auto-encoder on the checkpoints (rows of ``X`` or a Trajectory)."""
@@ -342,11 +181,11 @@ class AutoEncoderProjector(Projector):
         kind = opts["basis"]
         if kind == "auto":
             kind = "span" if n_params > n else "dense"
-        basis: _SpanBasis | _DenseBasis = (
-            _SpanBasis(points) if kind == "span" else _DenseBasis(points)
-        )
+        basis: Layout = SpanBasis(points) if kind == "span" else DenseBasis(points)
         coords = basis.coords
-        anchor_idx, anchor_pos = self._resolve_anchors(k, n, runs, coords * np.sqrt(basis.weights))
+        anchor_idx, anchor_pos = resolve_anchors(
+            self.anchors, k, n, runs, coords * np.sqrt(basis.weights)
+        )
         dev = torch.device(self.device or "cpu")
         seed = (
             opts["seed"]
@@ -359,14 +198,14 @@ class AutoEncoderProjector(Projector):
         self.basis_ = kind
         self.anchors_ = (anchor_idx, anchor_pos)
         self._basis = basis
-        self._n_params = n_params
+        self.n_params_ = n_params
         self.n_components_ = k
         self.random_state_ = seed
         return self
 
     def _train(
         self,
-        basis: _SpanBasis | _DenseBasis,
+        basis: Layout,
         coords: np.ndarray,
         k: int,
         opts: dict[str, Any],
@@ -387,10 +226,10 @@ class AutoEncoderProjector(Projector):
         enc_std = np.where(enc_std > 1e-300, enc_std, 1.0)
         self._enc_mean, self._enc_std = enc_mean, enc_std
         enc_in = torch.as_tensor((coords - enc_mean) / enc_std, dtype=dt, device=dev)
-        encoder = _mlp([dim, *opts["hidden"], k]).to(dev, dt)
-        decoder = _mlp([k, *opts["hidden"][::-1], dim]).to(dev, dt)
+        encoder = mlp([dim, *opts["hidden"], k]).to(dev, dt)
+        decoder = mlp([k, *opts["hidden"][::-1], dim]).to(dev, dt)
         # Start from the PCA layout: codes ordered along the trajectory.
-        pca = _pca_layout(target_np, k)
+        pca = pca_layout(target_np, k)
         layout = torch.as_tensor(pca, dtype=dt, device=dev)
         if len(anchor_idx):
             layout[torch.as_tensor(anchor_idx)] = torch.as_tensor(anchor_pos, dtype=dt, device=dev)
@@ -483,7 +322,9 @@ class AutoEncoderProjector(Projector):
         self._dev, self._dt = dev, dt
         with torch.no_grad():
             codes = torch.tanh(encoder(enc_in))
-            self._residual = _Residual(codes, target - decoder(codes)) if self.exact else None
+            self._residual = (
+                ResidualInterpolant(codes, target - decoder(codes)) if self.exact else None
+            )
         self.codes_ = codes.cpu().numpy()
         self._target = target
 
@@ -536,7 +377,7 @@ class AutoEncoderProjector(Projector):
 
     def inverse_transform(self, coords: Any) -> np.ndarray:
         """Parameters at latent coordinates (float64, ``(n, n_params)``)."""
-        self._check_is_fitted()
+        self.check_fitted()
         a = as_coords(coords, self.n_components_)
         with torch.no_grad():
             out = self._decode_t(torch.as_tensor(a, dtype=self._dt, device=self._dev))
@@ -551,15 +392,3 @@ class AutoEncoderProjector(Projector):
             out["basis_used"] = self.basis_
             out["random_state_used"] = self.random_state_
         return out
-
-
-def _pca_layout(target: np.ndarray, k: int) -> np.ndarray:
-    """First ``k`` principal coordinates of the rows, scaled into ``[-0.8, 0.8]``."""
-    centered = target - target.mean(axis=0)
-    u, s, _ = np.linalg.svd(centered, full_matrices=False)
-    lay = np.zeros((len(target), k))
-    m = min(k, u.shape[1])
-    lay[:, :m] = u[:, :m] * s[:m]
-    peak = np.abs(lay).max(axis=0)
-    peak = np.where(peak > 0, peak, 1.0)
-    return _CORNER * lay / peak

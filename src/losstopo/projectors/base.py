@@ -1,22 +1,46 @@
 """The projector contract shared by every projection of parameter space.
 
 A projector maps points of parameter space (rows of an ``(n_points, n_params)`` array or a
-:class:`~losstopo.Trajectory`) to low-dimensional coordinates (``transform``) and, where it can,
-coordinates back to parameters (``inverse_transform``). It follows scikit-learn's estimator
-conventions: ``__init__`` stores parameters, ``fit`` validates and learns, fitted attributes end in
-``_``, and using a projector before ``fit`` raises :class:`~losstopo.errors.NotFittedError`.
+:class:`~losstopo.Trajectory`) to low-dimensional coordinates (``transform``) and, where it can
+(``decodes``), coordinates back to parameters (``inverse_transform``). Projectors are scikit-learn
+estimators (:class:`sklearn.base.BaseEstimator`, :class:`sklearn.base.TransformerMixin`):
+``__init__`` stores parameters, ``fit`` validates and learns, fitted attributes end in ``_``, and
+``sklearn.base.clone``, ``get_params``, ``set_params`` and
+``sklearn.utils.validation.check_is_fitted`` work. Using a projector before ``fit`` raises
+:class:`~losstopo.errors.NotFittedError`.
 
-Linear projectors (a centre plus directions) expose ``center_`` and ``components_``; the evaluation
-engine uses them for its fast paths.
+The evaluation engine does not use a projector itself but its :meth:`Projector.decoder`: a
+:class:`LinearDecoder` (``center + coords @ components``, for the engine's fast paths) for linear
+projectors, the bound ``inverse_transform`` for the others.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.base import clone
+>>> from losstopo.projectors import PCAProjector, is_fitted
+>>> X = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 2.0, 1.0], [1.0, 2.0, 1.0]])
+>>> pca = PCAProjector(n_components=2)
+>>> is_fitted(pca), is_fitted(pca.fit(X))
+(False, True)
+>>> is_fitted(clone(pca)), clone(pca).get_params()["n_components"]
+(False, 2)
+>>> decode = pca.decoder()  # a LinearDecoder over pca.center_ and pca.components_
+>>> np.allclose(decode(pca.transform(X)), X)
+True
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFitted
+from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InvalidParameterError, InvalidTypeError, NotFittedError, ShapeMismatchError
 from ._common import check_n_params
@@ -71,12 +95,47 @@ def as_coords(coords: Any, n_components: int, name: str = "coords") -> np.ndarra
     return arr
 
 
-class Projector:
-    """Base class: the scikit-learn style contract and provenance helpers."""
+@dataclass(frozen=True)
+class LinearDecoder:
+    """The affine map ``coords -> center + coords @ components`` of a linear projector.
+
+    Holds the projector's own arrays (no copies); the engine uses them for its fast paths.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dec = LinearDecoder(np.zeros(3), np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
+    >>> dec(np.array([[1.0, 1.0]]))
+    array([[1., 2., 0.]])
+    """
+
+    center: np.ndarray  # (n_params,)
+    components: np.ndarray  # (n_components, n_params)
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        """Parameters ``(m, n_params)`` (float64) at the coordinates ``(m, n_components)``."""
+        a = as_coords(coords, self.components.shape[0])
+        return self.center.astype(np.float64) + a @ self.components.astype(np.float64)
+
+
+#: What :meth:`Projector.decoder` returns: a linear map, or any callable from coordinates
+#: ``(m, n_components)`` to parameters ``(m, n_params)``, both float64.
+Decoder = LinearDecoder | Callable[[np.ndarray], np.ndarray]
+
+
+class Projector(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Base class: the scikit-learn estimator contract plus decoding and provenance.
+
+    Class attributes: ``linear`` (the map is ``center_ + coords @ components_``) and ``decodes``
+    (``inverse_transform`` exists, so the projector can give a landscape).
+    """
 
     #: Whether the projector is ``center_ + coords @ components_``.
     linear: bool = False
-    _n_params: int
+    #: Whether latent coordinates can be decoded back to parameters.
+    decodes: bool = False
+    n_components_: int
+    n_params_: int
 
     def fit(self, X: Any, y: Any = None) -> Projector:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -87,12 +146,13 @@ class Projector:
     def inverse_transform(self, coords: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
-        return self.fit(X, y).transform(X)
+    # ------------------------------------------------------------------ fitted state
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "n_components_")
 
-    # ------------------------------------------------------------------ helpers
-    def _check_is_fitted(self, attribute: str = "n_components_") -> None:
-        if not hasattr(self, attribute):
+    def check_fitted(self) -> None:
+        """Raise :class:`~losstopo.errors.NotFittedError` unless the projector is fitted."""
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet; call 'fit' with the "
                 "trajectory before using it."
@@ -100,27 +160,28 @@ class Projector:
 
     def _points_to_transform(self, X: Any) -> np.ndarray:
         """``X`` as points of the fitted parameter space, after checking the projector is fitted."""
-        self._check_is_fitted()
+        self.check_fitted()
         points = as_points(X)
-        check_n_params(points, self._n_params, type(self).__name__)
+        check_n_params(points, self.n_params_, type(self).__name__)
         return points
 
-    @property
-    def n_params_(self) -> int:
-        self._check_is_fitted()
-        return int(self._n_params)
+    # ------------------------------------------------------------------ decoding
+    def decoder(self) -> Decoder:
+        """The map from latent coordinates to parameters, for the evaluation engine.
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn's ``get_params``)."""
-        import inspect
+        A :class:`LinearDecoder` over ``center_`` and ``components_`` (not copied) for linear
+        projectors, the bound ``inverse_transform`` otherwise.
+        """
+        self.check_fitted()
+        if self.linear:
+            return LinearDecoder(self.center_, self.components_)  # type: ignore[attr-defined]
+        return self.inverse_transform
 
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self" and hasattr(self, k)}
-
+    # ------------------------------------------------------------------ provenance
     def describe(self) -> dict[str, Any]:
         """Provenance: the projector's name and parameters, JSON-able."""
         params: dict[str, Any] = {}
-        for k, v in self.get_params().items():
+        for k, v in self.get_params(deep=False).items():
             if isinstance(v, (int, float, str, bool)) or v is None:
                 params[k] = v
             elif isinstance(v, (list, tuple)) and all(isinstance(x, (int, float, str)) for x in v):
@@ -131,16 +192,35 @@ class Projector:
 
     def fingerprint(self) -> str:
         """A hash identifying the fitted map (used to refuse resuming with another projector)."""
-        self._check_is_fitted()
+        self.check_fitted()
         h = hashlib.sha256()
         h.update(type(self).__name__.encode())
         if self.linear:
             h.update(np.ascontiguousarray(self.center_).tobytes())  # type: ignore[attr-defined]
             h.update(np.ascontiguousarray(self.components_).tobytes())  # type: ignore[attr-defined]
         else:
-            probe = np.linspace(-1.0, 1.0, 5 * self.n_components_)  # type: ignore[attr-defined]
-            coords = probe.reshape(5, self.n_components_)  # type: ignore[attr-defined]
+            probe = np.linspace(-1.0, 1.0, 5 * self.n_components_)
+            coords = probe.reshape(5, self.n_components_)
             h.update(
                 np.ascontiguousarray(self.inverse_transform(coords), dtype=np.float64).tobytes()
             )
         return h.hexdigest()[:16]
+
+
+def is_fitted(projector: Any) -> bool:
+    """Whether ``projector`` has been fitted (any scikit-learn style estimator).
+
+    Examples
+    --------
+    >>> from losstopo.projectors import PCAProjector, is_fitted
+    >>> is_fitted(PCAProjector())
+    False
+    """
+    probe = getattr(projector, "__sklearn_is_fitted__", None)
+    if callable(probe):
+        return bool(probe())
+    try:
+        check_is_fitted(projector)
+    except SklearnNotFitted:
+        return False
+    return True

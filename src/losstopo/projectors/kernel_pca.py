@@ -46,6 +46,8 @@ class KernelPCAProjector(Projector):
     gamma_ : the kernel width used
     """
 
+    decodes = True
+
     def __init__(
         self,
         n_components: int = 2,
@@ -90,7 +92,7 @@ class KernelPCAProjector(Projector):
         self.mean_ = mean
         self.scale_ = scale
         self.gamma_ = gamma
-        self._n_params = points.shape[1]
+        self.n_params_ = points.shape[1]
         self.n_components_ = k
         return self
 
@@ -102,7 +104,7 @@ class KernelPCAProjector(Projector):
 
     def inverse_transform(self, coords: Any) -> np.ndarray:
         """Parameters at latent coordinates (scikit-learn's kernel ridge pre-image), float64."""
-        self._check_is_fitted()
+        self.check_fitted()
         a = as_coords(coords, self.n_components_)
         return (
             np.asarray(self.kpca_.inverse_transform(a), dtype=np.float64) * self.scale_ + self.mean_

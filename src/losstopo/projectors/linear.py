@@ -24,7 +24,8 @@ from torch import nn
 
 from ..errors import InvalidParameterError, ShapeMismatchError, validate_choice, validate_int
 from ..space import ParameterSpace
-from .base import Projector, as_coords, as_points
+from ._common import check_n_components
+from .base import LinearDecoder, Projector, as_points
 
 
 def _flat(value: Any, name: str) -> np.ndarray:
@@ -42,6 +43,7 @@ class LinearProjector(Projector):
     """``point = center_ + coords @ components_``; ``transform`` is the least-squares inverse."""
 
     linear = True
+    decodes = True
     center_: np.ndarray
     components_: np.ndarray
 
@@ -49,32 +51,29 @@ class LinearProjector(Projector):
         self.center_ = center
         self.components_ = components
         self.n_components_ = components.shape[0]
-        self._n_params = components.shape[1]
+        self.n_params_ = components.shape[1]
         c64 = components.astype(np.float64)
         # Least-squares solve through the Gram matrix: (C C^T) a = C (p - c).
         self._gram_inv = np.linalg.inv(c64 @ c64.T)
 
     def transform(self, X: Any) -> np.ndarray:
         """Least-squares coordinates of the points in the projector's affine subspace."""
-        self._check_is_fitted()
-        points = as_points(X)
-        if points.shape[1] != self._n_params:
-            raise ShapeMismatchError(
-                f"The points have {points.shape[1]} parameters but the projector was built for "
-                f"{self._n_params}; use points of the same model."
-            )
+        points = self._points_to_transform(X)
         diff = points.astype(np.float64) - self.center_.astype(np.float64)
         return (diff @ self.components_.astype(np.float64).T) @ self._gram_inv.T
 
     def inverse_transform(self, coords: Any) -> np.ndarray:
         """Parameters at latent coordinates: ``center_ + coords @ components_`` (float64)."""
-        self._check_is_fitted()
-        a = as_coords(coords, self.n_components_)
-        return self.center_.astype(np.float64) + a @ self.components_.astype(np.float64)
+        self.check_fitted()
+        return LinearDecoder(self.center_, self.components_)(coords)
 
 
 class PlaneProjector(LinearProjector):
     """A landscape spanned by given directions around a centre (Li et al.'s random plane).
+
+    Fitted on construction: the constructor validates the centre and the directions and builds
+    the basis (``center_``, ``components_``), so there is nothing to learn. ``fit()`` is allowed
+    and only validates again; ``set_params`` rebuilds the basis.
 
     Parameters
     ----------
@@ -88,7 +87,7 @@ class PlaneProjector(LinearProjector):
     >>> import torch
     >>> from losstopo import PlaneProjector, random_directions
     >>> model = torch.nn.Linear(3, 2)
-    >>> proj = PlaneProjector(model, random_directions(model, n=2, ignore=None)).fit()
+    >>> proj = PlaneProjector(model, random_directions(model, n=2, ignore=None))
     >>> proj.components_.shape
     (2, 8)
     >>> proj.transform(proj.inverse_transform([[0.5, -1.0]])).round(6)
@@ -98,9 +97,10 @@ class PlaneProjector(LinearProjector):
     def __init__(self, center: Any, directions: Any):
         self.center = center
         self.directions = directions
+        self.fit()
 
     def fit(self, X: Any = None, y: Any = None) -> PlaneProjector:
-        """Validate the centre and directions (no learning); returns self."""
+        """Validate the centre and directions and build the basis (no learning); returns self."""
         center = _flat(self.center, "center").ravel()
         directions = self.directions
         if isinstance(directions, (list, tuple)):
@@ -131,14 +131,15 @@ class PlaneProjector(LinearProjector):
         self._set_basis(center.astype(dtype), comps.astype(dtype))
         return self
 
-    def _check_is_fitted(self, attribute: str = "n_components_") -> None:
-        if not hasattr(self, attribute):
-            self.fit()
+    def set_params(self, **params: Any) -> PlaneProjector:
+        """Set ``center`` and/or ``directions`` and rebuild the basis from them."""
+        super().set_params(**params)
+        return self.fit()
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": "PlaneProjector",
-            "n_components": int(np.asarray(self.components_).shape[0]),
+            "n_components": int(self.n_components_),
             # how the directions were drawn (random_directions records it on its tensor)
             "directions": dict(getattr(self.directions, "provenance", None) or {"kind": "given"}),
         }
@@ -164,12 +165,7 @@ class PCAProjector(LinearProjector):
         self.center = center
 
     def fit(self, X: Any, y: Any = None) -> PCAProjector:
-        k = self.n_components
-        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= 3):
-            raise InvalidParameterError(
-                "The 'n_components' parameter of PCAProjector must be an int in the range [1, 3]. "
-                f"Got {k!r} instead."
-            )
+        k = check_n_components(self.n_components, type(self).__name__)
         validate_choice(self.center, "center", ("last", "mean"))
         points = as_points(X)
         n = points.shape[0]

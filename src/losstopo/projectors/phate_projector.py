@@ -2,11 +2,12 @@
 
 PHATE (diffusion potentials + metric MDS, cosine distance by default as in "Visualizing
 high-dimensional trajectories on the loss-landscape of ANNs") shows how runs move and separate,
-but it has no map from the embedding back to parameters. So there is no landscape *grid* for
-PHATE: the picture is the trajectory points coloured by the loss at each checkpoint, from
-:meth:`PHATEProjector.embed_with_loss` (a mapping run -> :class:`~losstopo.ProjectedPath`, the
-same type as ``LossField.paths``). ``inverse_transform`` raises :class:`NoInverseError`, and so
-does :func:`losstopo.evaluate` with a PHATE projector, naming the projectors that can decode.
+but it has no map from the embedding back to parameters (``decodes = False``). So there is no
+landscape *grid* for PHATE: the picture is the trajectory points coloured by the loss at each
+checkpoint, from :func:`losstopo.fidelity.embed_with_loss` (a mapping run ->
+:class:`~losstopo.ProjectedPath`, the same type as ``LossField.paths``). ``inverse_transform`` and
+``decoder`` raise :class:`~losstopo.errors.NoInverseError`, and so does :func:`losstopo.evaluate`
+with a PHATE projector, naming the projectors that can decode.
 
 Examples
 --------
@@ -26,18 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError, validate_choice, validate_int
-from ._common import (
-    DECODING_PROJECTORS,
-    check_min_points,
-    check_n_components,
-    check_random_state,
-)
-from .base import Projector, as_points
-
-
-class NoInverseError(InvalidParameterError, NotImplementedError):
-    """A projector that only embeds was asked to decode coordinates back to parameters."""
+from ..errors import InvalidParameterError, NoInverseError, validate_choice, validate_int
+from ._common import check_min_points, check_n_components, check_random_state
+from .base import Decoder, Projector, as_points
 
 
 class PHATEProjector(Projector):
@@ -58,6 +50,8 @@ class PHATEProjector(Projector):
     phate_ : phate.PHATE
     embedding_ : (n_checkpoints, n_components)
     """
+
+    decodes = False
 
     def __init__(
         self,
@@ -108,7 +102,7 @@ class PHATEProjector(Projector):
             )
         self.phate_ = model
         self._fit_points = points
-        self._n_params = points.shape[1]
+        self.n_params_ = points.shape[1]
         self.n_components_ = k
         return self
 
@@ -122,44 +116,27 @@ class PHATEProjector(Projector):
             return np.asarray(self.phate_.transform(points.astype(np.float64)), dtype=np.float64)
 
     def inverse_transform(self, coords: Any) -> np.ndarray:
-        """Always raises :class:`NoInverseError`: PHATE cannot decode coordinates."""
-        raise NoInverseError(
+        """Always raises :class:`~losstopo.errors.NoInverseError`: PHATE cannot decode."""
+        raise self._no_inverse()
+
+    def decoder(self) -> Decoder:
+        """Always raises :class:`~losstopo.errors.NoInverseError`: PHATE cannot decode."""
+        raise self._no_inverse()
+
+    def _no_inverse(self) -> NoInverseError:
+        # Imported here: the registry imports this module to list PHATEProjector.
+        from .registry import decoding_projectors
+
+        return NoInverseError(
             "PHATEProjector cannot decode latent coordinates back to parameters, so it has no "
-            "landscape grid; use one of " + ", ".join(DECODING_PROJECTORS) + " to evaluate a "
-            "landscape, or PHATEProjector.embed_with_loss(...) to draw the checkpoints coloured "
-            "by their loss."
+            "landscape grid; use one of " + ", ".join(decoding_projectors()) + " to evaluate a "
+            "landscape, or losstopo.fidelity.embed_with_loss(model, data, loss, projector, "
+            "trajectory) to draw the checkpoints coloured by their loss."
         )
 
     def fingerprint(self) -> str:
         """A hash of the fitted embedding (PHATE has no decoder to probe)."""
-        self._check_is_fitted()
+        self.check_fitted()
         h = hashlib.sha256(b"PHATEProjector")
         h.update(np.ascontiguousarray(self.embedding_).tobytes())
         return h.hexdigest()[:16]
-
-    def embed_with_loss(
-        self, trajectory: Any, model: Any, data: Any, loss: Any, device: Any = None
-    ) -> dict[str, Any]:
-        """Each run's checkpoints in the embedding with the loss at each checkpoint.
-
-        Returns ``{run: ProjectedPath(coords, step, loss, run)}`` (what ``LossField.paths`` holds),
-        ready for a scatter plot coloured by loss.
-        """
-        from ..fidelity import checkpoint_losses
-        from ..field import ProjectedPath
-
-        self._check_is_fitted()
-        if not hasattr(trajectory, "run_ids"):
-            raise InvalidParameterError(
-                "embed_with_loss needs a losstopo.Trajectory (for step numbers and run ids); "
-                "wrap an array with Trajectory(points, steps, runs)."
-            )
-        coords = self.transform(trajectory)
-        losses = checkpoint_losses(model, data, loss, trajectory.points, device=device)
-        paths = {}
-        for run in trajectory.run_ids:
-            mask = trajectory.runs == run
-            paths[run] = ProjectedPath(
-                coords=coords[mask], step=trajectory.steps[mask], loss=losses[mask], run=run
-            )
-        return paths

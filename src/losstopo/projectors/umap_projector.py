@@ -49,6 +49,8 @@ class UMAPProjector(Projector):
     mean_, scale_ : centring and global scale applied before UMAP
     """
 
+    decodes = True
+
     def __init__(
         self,
         n_components: int = 2,
@@ -92,7 +94,7 @@ class UMAPProjector(Projector):
         self.mean_ = mean
         self.scale_ = scale
         self._fit_points = points
-        self._n_params = points.shape[1]
+        self.n_params_ = points.shape[1]
         self.n_components_ = k
         return self
 
@@ -108,7 +110,7 @@ class UMAPProjector(Projector):
 
     def inverse_transform(self, coords: Any) -> np.ndarray:
         """Parameters at latent coordinates (umap-learn's inverse), float64."""
-        self._check_is_fitted()
+        self.check_fitted()
         a = as_coords(coords, self.n_components_)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -3,10 +3,16 @@
 Conventions (vertex order, connectivities, non-finite values, boundary classification) are in
 ``docs/topology.md``. Every function takes a :class:`~losstopo.LossField` or a plain array with
 optional ``axes=``. ``merge_tree`` takes any number of dimensions; the others take 1-D to 3-D.
+
+The result classes (:class:`TopologySummary`, :class:`CriticalPoints`, :class:`MergeTree`,
+:class:`PersistenceDiagram`, :class:`BasinTable`) are what plots and exports read; each has
+``as_tree()``, ``to_dict()``, ``from_dict()`` and ``equals()``. :func:`to_jsonable` is the one JSON
+encoder of non-finite numbers; :func:`log_loss_values` the value scale plots and exports share.
 """
 
 from __future__ import annotations
 
+from ..jsonable import to_jsonable
 from .basins import Basin, BasinTable, basins
 from .critical import CriticalPoints, critical_points
 from .merge_tree import MergeTree, merge_tree
@@ -17,6 +23,7 @@ from .persistence import (
     wasserstein_distance,
 )
 from .summary import TopologySummary, analyze, format_summary
+from .values import log_loss_values
 
 __all__ = [
     "Basin",
@@ -30,7 +37,9 @@ __all__ = [
     "bottleneck_distance",
     "critical_points",
     "format_summary",
+    "log_loss_values",
     "merge_tree",
     "persistence_diagram",
+    "to_jsonable",
     "wasserstein_distance",
 ]

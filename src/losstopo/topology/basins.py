@@ -7,15 +7,18 @@ the domain; the basin of the global minimum holds everything above the last merg
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from ..errors import validate_float
+from ..jsonable import to_jsonable
+from ._codec import array, same
 from ._order import Prepared, prepare
 from .hessian_fit import classify_hessians, fit_hessian
-from .merge_tree import MergeTree, _merge_tree_from_prepared, absolute_threshold
+from .merge_tree import MergeTree, absolute_threshold, merge_tree_from_prepared
 
 
 @dataclass(frozen=True)
@@ -86,47 +89,57 @@ class BasinTable:
         """One attribute of every row as an array, e.g. ``table.column("persistence")``."""
         return np.array([getattr(r, name) for r in self.rows])
 
-    def to_dict(self) -> dict[str, Any]:
-        rows = []
-        for r in self.rows:
-            d = asdict(r)
-            rows.append({k: _j(v) for k, v in d.items()})
+    def as_tree(self) -> dict[str, Any]:
+        """Every field as a nested dict: one array per :class:`Basin` attribute, the totals."""
+        ndim = len(self.rows[0].coords) if self.rows else 0
+        columns: dict[str, np.ndarray] = {}
+        for name, dtype in _COLUMNS.items():
+            col = np.array([getattr(r, name) for r in self.rows], dtype=dtype)
+            columns[name] = col.reshape(-1, ndim) if name in _VECTORS else col
         return {
-            "rows": rows,
-            "n_minima": self.n_minima,
-            "total_persistence": _j(self.total_persistence),
-            "smad": _j(self.smad),
-            "min_persistence": self.min_persistence,
-            "flatness_delta": self.flatness_delta,
+            "columns": columns,
+            "ndim": ndim,
+            "total_persistence": float(self.total_persistence),
+            "smad": float(self.smad),
+            "min_persistence": float(self.min_persistence),
+            "flatness_delta": float(self.flatness_delta),
             "connectivity": self.connectivity,
+            "attrs": self.attrs,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every field (non-finite floats as "inf"/"nan")."""
+        return dict(to_jsonable(self.as_tree()))
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BasinTable:
-        rows = []
-        for r in d["rows"]:
-            kw = dict(r)
-            for k in ("coords", "hessian_eigenvalues"):
-                kw[k] = tuple(float(x) for x in kw[k])
-            for k in (
-                "value",
-                "saddle_value",
-                "persistence",
-                "volume",
-                "fraction",
-                "flatness",
-                "hessian_mean",
-            ):
-                kw[k] = float(kw[k])
-            rows.append(Basin(**kw))
+    def from_dict(cls, d: Mapping[str, Any]) -> BasinTable:
+        """Rebuild from :meth:`to_dict` or :meth:`as_tree` output (or the older row layout)."""
+        if "columns" in d:
+            ndim = int(d["ndim"])
+            cols = {
+                name: array(d["columns"][name], dtype, (ndim,) if name in _VECTORS else ())
+                for name, dtype in _COLUMNS.items()
+            }
+            n = cols["index"].shape[0]
+            rows = tuple(Basin(**{k: _scalar(v[i]) for k, v in cols.items()}) for i in range(n))
+        else:  # rows of dicts, as written by losstopo 0.1
+            rows = tuple(
+                Basin(**{k: _scalar(np.asarray(r[k], dtype=_COLUMNS[k])) for k in _COLUMNS})
+                for r in d["rows"]
+            )
         return cls(
-            tuple(rows),
+            rows,
             float(d["total_persistence"]),
             float(d["smad"]),
             float(d["min_persistence"]),
             float(d["flatness_delta"]),
             str(d["connectivity"]),
+            dict(d.get("attrs", {})),
         )
+
+    def equals(self, other: Any) -> bool:
+        """Whether ``other`` is a BasinTable with the same rows and totals."""
+        return isinstance(other, BasinTable) and same(self.as_tree(), other.as_tree())
 
     def __repr__(self) -> str:
         return (
@@ -135,17 +148,24 @@ class BasinTable:
         )
 
 
-def _j(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return [_j(x) for x in v]
-    if isinstance(v, float) and not np.isfinite(v):
-        return str(v)
-    return v
+#: dtype of each Basin attribute as a column (``int`` attributes int64, the others float64).
+_COLUMNS: dict[str, Any] = {
+    f.name: np.int64 if f.type == "int" else np.float64 for f in fields(Basin)
+}
+_VECTORS = ("coords", "hessian_eigenvalues")
 
 
-def _basins_from_tree(
+def _scalar(v: np.ndarray) -> Any:
+    """A column entry as the Python type a :class:`Basin` holds (tuples for vectors)."""
+    if v.ndim:
+        return tuple(float(x) for x in v)
+    return int(v) if v.dtype.kind == "i" else float(v)
+
+
+def basins_from_tree(
     prep: Prepared, tree: MergeTree, flatness_delta: float | None, relative_delta: float
 ) -> BasinTable:
+    """The basins of the branches of a (simplified) join tree of a prepared field."""
     key = prep.key
     fin = key[np.isfinite(key)]
     vrange = float(fin.max() - fin.min())
@@ -234,5 +254,5 @@ def basins(
     relative_flatness_delta = validate_float(
         relative_flatness_delta, "relative_flatness_delta", low=0.0
     )
-    tree = _merge_tree_from_prepared(prep, "join", thr, drop_zero=True)
-    return _basins_from_tree(prep, tree, flatness_delta, relative_flatness_delta)
+    tree = merge_tree_from_prepared(prep, "join", thr, drop_zero=True)
+    return basins_from_tree(prep, tree, flatness_delta, relative_flatness_delta)

@@ -16,14 +16,18 @@ rule above assigns exactly that contribution, so on every field (boundary vertic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numba
 import numpy as np
 
-from ._order import TYPE_NAMES, Prepared, grid_strides, link_tables, prepare
+from ..jsonable import to_jsonable
+from ._codec import array, same
+from ._order import Prepared, grid_strides, link_tables, prepare
 from .hessian_fit import classify_hessians, fit_hessian
+from .merge_tree import MergeTree, pair_lookup
 
 
 @numba.njit(cache=True, nogil=True)
@@ -184,45 +188,75 @@ class CriticalPoints:
             attrs=dict(self.attrs),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def persistence(self, *trees: MergeTree) -> np.ndarray:
+        """Persistence of each row from the pairs of ``trees`` (e.g. a join and a split tree).
+
+        A vertex gets the persistence of the first pair (trees in the order given, then rows) it
+        is the birth or death of; ``inf`` for the essential extremum, NaN for a vertex in no
+        pair.
+
+        >>> import numpy as np
+        >>> from losstopo.topology import merge_tree
+        >>> f = np.array([0.0, 2.0, 1.0, 3.0])
+        >>> critical_points(f, hessian=False).persistence(merge_tree(f), merge_tree(f, "split"))
+        array([inf,  1.,  1.])
+        """
+        pers, _ = pair_lookup(self.index, [(t.pairs, t.pair_index) for t in trees])
+        return pers
+
+    def pair_ids(self, *trees: MergeTree) -> np.ndarray:
+        """Row of the pair each point belongs to (-1 if none), as in :meth:`persistence`; rows of
+        later trees are numbered after those of earlier ones (TTK's ``PairIdentifier``)."""
+        _, ids = pair_lookup(self.index, [(t.pairs, t.pair_index) for t in trees])
+        return ids
+
+    def as_tree(self) -> dict[str, Any]:
+        """Every field as a nested dict of scalars and arrays (what JSON and HDF5 store)."""
         return {
-            "index": self.index.tolist(),
-            "coords": self.coords.tolist(),
-            "value": _floats(self.value),
-            "type": self.type.tolist(),
-            "type_name": [TYPE_NAMES[int(t)] for t in self.type],
-            "multiplicity": self.multiplicity.tolist(),
-            "hessian_eigenvalues": [_floats(r) for r in self.hessian_eigenvalues],
-            "hessian_type": self.hessian_type.tolist(),
-            "hessian_agrees": self.hessian_agrees.tolist(),
-            "boundary": self.boundary.tolist(),
+            "index": self.index,
+            "coords": self.coords,
+            "value": self.value,
+            "type": self.type,
+            "multiplicity": self.multiplicity,
+            "hessian_eigenvalues": self.hessian_eigenvalues,
+            "hessian_type": self.hessian_type,
+            "hessian_agrees": self.hessian_agrees,
+            "boundary": self.boundary,
             "connectivity": self.connectivity,
-            "ndim": self.ndim,
-            "shape": list(self.shape),
-            "n_nonfinite": self.n_nonfinite,
+            "ndim": int(self.ndim),
+            "shape": np.asarray(self.shape, dtype=np.int64),
+            "n_nonfinite": int(self.n_nonfinite),
+            "attrs": self.attrs,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every field (non-finite floats as "inf"/"nan")."""
+        return dict(to_jsonable(self.as_tree()))
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CriticalPoints:
+    def from_dict(cls, d: Mapping[str, Any]) -> CriticalPoints:
+        """Rebuild from :meth:`to_dict` or :meth:`as_tree` output."""
         ndim = int(d["ndim"])
-        n = len(d["index"])
         return cls(
-            index=np.asarray(d["index"], dtype=np.int64),
-            coords=np.asarray(d["coords"], dtype=np.float64).reshape(n, ndim),
-            value=_unfloats(d["value"]),
-            type=np.asarray(d["type"], dtype=np.int64),
-            multiplicity=np.asarray(d["multiplicity"], dtype=np.int64),
-            hessian_eigenvalues=np.array(
-                [_unfloats(r) for r in d["hessian_eigenvalues"]], dtype=np.float64
-            ).reshape(n, ndim),
-            hessian_type=np.asarray(d["hessian_type"], dtype=np.int64),
-            hessian_agrees=np.asarray(d["hessian_agrees"], dtype=bool),
-            boundary=np.asarray(d["boundary"], dtype=bool),
+            index=array(d["index"], np.int64),
+            coords=array(d["coords"], np.float64, (ndim,)),
+            value=array(d["value"], np.float64),
+            type=array(d["type"], np.int64),
+            multiplicity=array(d["multiplicity"], np.int64),
+            hessian_eigenvalues=array(d["hessian_eigenvalues"], np.float64, (ndim,)),
+            hessian_type=array(d["hessian_type"], np.int64),
+            hessian_agrees=array(d["hessian_agrees"], bool),
+            boundary=array(d["boundary"], bool),
             connectivity=str(d["connectivity"]),
             ndim=ndim,
-            shape=tuple(int(s) for s in d["shape"]),
+            shape=tuple(int(s) for s in np.asarray(d["shape"]).ravel()),
             n_nonfinite=int(d.get("n_nonfinite", 0)),
+            attrs=dict(d.get("attrs", {})),
         )
+
+    def equals(self, other: Any) -> bool:
+        """Whether ``other`` is a CriticalPoints with the same fields (NaN equal to NaN)."""
+        return isinstance(other, CriticalPoints) and same(self.as_tree(), other.as_tree())
 
     def __repr__(self) -> str:
         c = self.counts()
@@ -232,15 +266,7 @@ class CriticalPoints:
         )
 
 
-def _floats(a: Any) -> list[Any]:
-    return [float(x) if np.isfinite(x) else str(float(x)) for x in np.asarray(a, dtype=float)]
-
-
-def _unfloats(a: Any) -> np.ndarray:
-    return np.array([float(x) for x in a], dtype=np.float64)
-
-
-def _critical_from_prepared(
+def critical_points_from_prepared(
     prep: Prepared, *, hessian: bool = True, hessian_rtol: float = 1e-3
 ) -> CriticalPoints:
     d = prep.ndim
@@ -328,4 +354,4 @@ def critical_points(
     (1, 1)
     """
     prep = prepare(field, axes, connectivity=connectivity, func="critical_points")
-    return _critical_from_prepared(prep, hessian=hessian, hessian_rtol=hessian_rtol)
+    return critical_points_from_prepared(prep, hessian=hessian, hessian_rtol=hessian_rtol)

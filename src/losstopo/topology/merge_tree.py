@@ -7,6 +7,7 @@ follow the elder rule: when components meet, the one born latest dies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ import numba
 import numpy as np
 
 from ..errors import validate_choice, validate_float
+from ..jsonable import to_jsonable
+from ._codec import array, grid_array, same
 from ._order import Prepared, edge_offsets, grid_strides, prepare
 
 
@@ -223,6 +226,61 @@ class MergeTree:
             g.add_edge(int(a), int(b), arc=i)
         return g
 
+    def as_tree(self) -> dict[str, Any]:
+        """Every field as a nested dict of scalars and arrays (what JSON and HDF5 store).
+
+        The sweep a tree keeps for :meth:`simplify` is not part of it.
+        """
+        return {
+            "kind": self.kind,
+            "connectivity": self.connectivity,
+            "pairs": self.pairs,
+            "pair_index": self.pair_index,
+            "persistence": self.persistence,
+            "extrema": self.extrema,
+            "saddles": self.saddles,
+            "root": int(self.root),
+            "arcs": self.arcs,
+            "segmentation": self.segmentation,
+            "branch_segmentation": self.branch_segmentation,
+            "branches": self.branches,
+            "min_persistence": float(self.min_persistence),
+            "n_nonfinite": int(self.n_nonfinite),
+            "attrs": self.attrs,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every field (non-finite floats as "inf"/"-inf"/"nan")."""
+        return dict(to_jsonable(self.as_tree()))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], shape: Sequence[int]) -> MergeTree:
+        """Rebuild from :meth:`to_dict` or :meth:`as_tree` output of a field of ``shape``.
+
+        The result cannot :meth:`simplify` (the sweep is not stored).
+        """
+        return cls(
+            kind=str(d["kind"]),
+            connectivity=str(d["connectivity"]),
+            pairs=array(d["pairs"], np.float64, (2,)),
+            pair_index=array(d["pair_index"], np.int64, (2,)),
+            persistence=array(d["persistence"], np.float64),
+            extrema=array(d["extrema"], np.int64),
+            saddles=array(d["saddles"], np.int64),
+            root=int(d["root"]),
+            arcs=array(d["arcs"], np.int64, (2,)),
+            segmentation=grid_array(d["segmentation"], np.int64, shape),
+            branch_segmentation=grid_array(d["branch_segmentation"], np.int64, shape),
+            branches=array(d["branches"], np.int64, (3,)),
+            min_persistence=float(d["min_persistence"]),
+            n_nonfinite=int(d.get("n_nonfinite", 0)),
+            attrs=dict(d.get("attrs", {})),
+        )
+
+    def equals(self, other: Any) -> bool:
+        """Whether ``other`` is a MergeTree with the same fields (the kept sweep aside)."""
+        return isinstance(other, MergeTree) and same(self.as_tree(), other.as_tree())
+
     def __repr__(self) -> str:
         return (
             f"MergeTree(kind={self.kind!r}, {self.extrema.size} extrema, {self.saddles.size} "
@@ -231,6 +289,7 @@ class MergeTree:
 
 
 def absolute_threshold(prep: Prepared, min_persistence: Any, relative: bool) -> float:
+    """``min_persistence`` validated, times the finite value range when ``relative``."""
     thr = validate_float(min_persistence, "min_persistence", low=0.0)
     if relative:
         fin = prep.key[np.isfinite(prep.key)]
@@ -328,9 +387,11 @@ def _build(raw: _Raw, thr: float, drop_zero: bool = False) -> MergeTree:
     )
 
 
-def _merge_tree_from_prepared(
+def merge_tree_from_prepared(
     prep: Prepared, kind: str, min_persistence: float = 0.0, drop_zero: bool = False
 ) -> MergeTree:
+    """The ``kind`` tree of a prepared field, simplified at ``min_persistence`` (absolute);
+    ``drop_zero`` also removes pairs of zero persistence."""
     return _build(_sweep(prep, kind), min_persistence, drop_zero)
 
 
@@ -372,4 +433,45 @@ def merge_tree(
     validate_choice(kind, "kind", ("join", "split"))
     prep = prepare(field, axes, connectivity=connectivity, func="merge_tree", max_ndim=None)
     thr = absolute_threshold(prep, min_persistence, relative)
-    return _merge_tree_from_prepared(prep, kind, thr)
+    return merge_tree_from_prepared(prep, kind, thr)
+
+
+def pair_lookup(
+    index: np.ndarray, tables: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Persistence and pair row of each vertex of ``index`` from ``(pairs, pair_index)`` tables.
+
+    A vertex takes the first pair (tables in order, then rows; birth before death) it belongs
+    to. Rows of later tables are numbered after those of earlier ones. Unpaired vertices get
+    NaN and -1.
+
+    >>> import numpy as np
+    >>> pairs = np.array([[1.0, 2.0], [0.0, np.inf]])
+    >>> pair_lookup(np.array([2, 1, 0, 3]), [(pairs, np.array([[2, 1], [0, -1]]))])
+    (array([ 1.,  1., inf, nan]), array([ 0,  0,  1, -1], dtype=int32))
+    """
+    idx = np.asarray(index, dtype=np.int64).ravel()
+    verts, rows, pers = [], [], []
+    offset = 0
+    for pairs, pair_index in tables:
+        p = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+        pi = np.asarray(pair_index, dtype=np.int64).reshape(-1, 2)
+        verts.append(pi.ravel())  # row-major: birth, death, birth, death, ...
+        rows.append(np.repeat(np.arange(offset, offset + len(pi)), 2))
+        pers.append(np.repeat(np.abs(p[:, 1] - p[:, 0]), 2))
+        offset += len(pi)
+    out_pers = np.full(idx.shape, np.nan)
+    out_rows = np.full(idx.shape, -1, dtype=np.int32)
+    if not verts or idx.size == 0:
+        return out_pers, out_rows
+    v, r, q = np.concatenate(verts), np.concatenate(rows), np.concatenate(pers)
+    ok = v >= 0
+    v, r, q = v[ok], r[ok], q[ok]
+    uniq, first = np.unique(v, return_index=True)
+    if uniq.size == 0:
+        return out_pers, out_rows
+    at = np.minimum(np.searchsorted(uniq, idx), uniq.size - 1)
+    found = uniq[at] == idx
+    out_pers[found] = q[first[at[found]]]
+    out_rows[found] = r[first[at[found]]]
+    return out_pers, out_rows

@@ -14,7 +14,7 @@ essential (``essential[k]`` tells them apart), and classes born there are droppe
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import InvalidParameterError, InvalidTypeError, validate_float
+from ..jsonable import to_jsonable
+from ._codec import array, same
 from ._order import Prepared, prepare
 
 MAX_SIMPLICES = 6_000_000
@@ -70,37 +72,58 @@ class PersistenceDiagram:
         """Number of points per dimension."""
         return {k: int(d.shape[0]) for k, d in enumerate(self.diagrams)}
 
-    def to_dict(self) -> dict[str, Any]:
+    def pairs(self, dim: int) -> np.ndarray:
+        """The (n, 2) (birth, death) array of dimension ``dim`` (same as ``dgm[dim]``)."""
+        return self[dim]
+
+    def persistence(self, dim: int) -> np.ndarray:
+        """``death - birth`` of every pair of dimension ``dim`` (``inf`` for infinite deaths)."""
+        d = self[dim]
+        return d[:, 1] - d[:, 0]
+
+    def items(self) -> list[tuple[int, np.ndarray]]:
+        """``[(dimension, (n, 2) array), ...]`` for every computed dimension.
+
+        >>> import numpy as np
+        >>> [(k, d.shape) for k, d in persistence_diagram(np.eye(3)).items()]
+        [(0, (2, 2)), (1, (0, 2))]
+        """
+        return list(enumerate(self.diagrams))
+
+    def as_tree(self) -> dict[str, Any]:
+        """Every field as a nested dict of scalars and arrays (what JSON and HDF5 store)."""
         return {
-            "diagrams": [[[_f(b), _f(d)] for b, d in dg] for dg in self.diagrams],
-            "essential": [e.tolist() for e in self.essential],
+            "diagrams": list(self.diagrams),
+            "essential": list(self.essential),
             "connectivity": self.connectivity,
-            "complete": self.complete,
-            "n_nonfinite": self.n_nonfinite,
+            "complete": bool(self.complete),
+            "n_nonfinite": int(self.n_nonfinite),
+            "attrs": self.attrs,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every field (non-finite floats as "inf"/"nan")."""
+        return dict(to_jsonable(self.as_tree()))
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PersistenceDiagram:
-        dg = tuple(
-            np.array([[float(b), float(x)] for b, x in k], dtype=np.float64).reshape(-1, 2)
-            for k in d["diagrams"]
-        )
-        ess = tuple(np.asarray(e, dtype=bool) for e in d["essential"])
+    def from_dict(cls, d: Mapping[str, Any]) -> PersistenceDiagram:
+        """Rebuild from :meth:`to_dict` or :meth:`as_tree` output."""
         return cls(
-            dg,
-            ess,
+            tuple(array(k, np.float64, (2,)) for k in d["diagrams"]),
+            tuple(array(e, bool) for e in d["essential"]),
             str(d["connectivity"]),
             bool(d.get("complete", True)),
             int(d.get("n_nonfinite", 0)),
+            dict(d.get("attrs", {})),
         )
+
+    def equals(self, other: Any) -> bool:
+        """Whether ``other`` is a PersistenceDiagram with the same fields."""
+        return isinstance(other, PersistenceDiagram) and same(self.as_tree(), other.as_tree())
 
     def __repr__(self) -> str:
         counts = ", ".join(f"H{k}: {v}" for k, v in self.betti_counts().items())
         return f"PersistenceDiagram({counts}; connectivity={self.connectivity!r})"
-
-
-def _f(x: float) -> float | str:
-    return float(x) if np.isfinite(x) else str(float(x))
 
 
 def _sentinel_values(prep: Prepared) -> tuple[np.ndarray, float]:
@@ -190,9 +213,8 @@ def _cubical_dgm(prep: Prepared) -> list[np.ndarray]:
     return [cc.persistence_intervals_in_dimension(k) for k in range(prep.ndim)]
 
 
-def _diagram_from_prepared(
-    prep: Prepared, max_simplices: int = MAX_SIMPLICES
-) -> PersistenceDiagram:
+def diagram_from_prepared(prep: Prepared, max_simplices: int = MAX_SIMPLICES) -> PersistenceDiagram:
+    """The persistence diagram of a prepared field (see :func:`persistence_diagram`)."""
     _, sentinel = _sentinel_values(prep)
     if prep.connectivity == "cubical":
         raw = _cubical_dgm(prep)
@@ -229,7 +251,7 @@ def persistence_diagram(
            [ 0., inf]])
     """
     prep = prepare(field, axes, connectivity=connectivity, func="persistence_diagram")
-    return _diagram_from_prepared(prep, max_simplices)
+    return diagram_from_prepared(prep, max_simplices)
 
 
 # ------------------------------------------------------------------------------- distances

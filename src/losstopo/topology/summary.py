@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .._version import __version__
 from ..errors import validate_float
+from ..jsonable import to_jsonable
+from ._codec import array, same
 from ._order import TYPE_NAMES, Prepared, prepare
-from .basins import BasinTable, _basins_from_tree
-from .critical import CriticalPoints, _critical_from_prepared
-from .merge_tree import MergeTree, _merge_tree_from_prepared, absolute_threshold
-from .persistence import MAX_SIMPLICES, PersistenceDiagram, _diagram_from_prepared
+from .basins import BasinTable, basins_from_tree
+from .critical import CriticalPoints, critical_points_from_prepared
+from .merge_tree import MergeTree, absolute_threshold, merge_tree_from_prepared, pair_lookup
+from .persistence import MAX_SIMPLICES, PersistenceDiagram, diagram_from_prepared
 
-SCHEMA = "losstopo-topology/1"
+#: Layout of :meth:`TopologySummary.to_dict`; version 1 (losstopo 0.1) stored neither the full
+#: critical points nor the trees, and only the diagram's pairs above the threshold.
+SCHEMA = "losstopo-topology/2"
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,6 +36,8 @@ class TopologySummary:
     >>> topo = analyze((x**2 - 1) ** 2 + y**2, min_persistence=0.1)
     >>> topo.n_minima, topo.n_saddles, topo.morse_sum
     (2, 1, 1)
+    >>> TopologySummary.from_dict(topo.to_dict()).equals(topo)
+    True
 
     Attributes
     ----------
@@ -42,8 +51,11 @@ class TopologySummary:
     join_pairs, join_pair_index, split_pairs, split_pair_index : pairs of the simplified trees.
     diagram : :class:`PersistenceDiagram` (all pairs of positive persistence).
     basins : :class:`BasinTable` of the persistent minima.
-    critical_points, join_tree, split_tree : the full objects; ``None`` in a summary rebuilt by
-        :meth:`from_dict` (segmentations are not serialised).
+    critical_points, join_tree, split_tree : the raw critical points and the simplified trees
+        (with their segmentations). Always present, except in a summary read from a file that
+        losstopo 0.1 wrote (schema ``losstopo-topology/1``), which stored none of them.
+    attrs : provenance: ``losstopo_version``, and under ``"field"`` a copy of the analysed
+        :class:`~losstopo.LossField`'s ``attrs`` (projector, seeds, data, ...).
     """
 
     connectivity: str
@@ -81,55 +93,87 @@ class TopologySummary:
     def n_saddles(self) -> int:
         return int(np.count_nonzero((self.persistent.type == 1) | (self.persistent.type == 2)))
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (non-finite floats as the strings "inf", "-inf", "nan")."""
-        thr = self.min_persistence
-        dg = self.diagram
-        kept = []
-        for k in dg.dims:
-            pers = dg[k][:, 1] - dg[k][:, 0]
-            kept.append((pers >= thr) & (pers > 0) | dg.essential[k])
-        small = PersistenceDiagram(
-            tuple(dg[k][m] for k, m in zip(dg.dims, kept, strict=True)),
-            tuple(dg.essential[k][m] for k, m in zip(dg.dims, kept, strict=True)),
-            dg.connectivity,
-            dg.complete,
-            dg.n_nonfinite,
-        )
-        return {
+    # ------------------------------------------------------------------ views for plots/exports
+    def trees(self) -> tuple[MergeTree, ...]:
+        """The simplified merge trees, join tree first (empty for a losstopo 0.1 summary)."""
+        return tuple(t for t in (self.join_tree, self.split_tree) if t is not None)
+
+    def pair_tables(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """``((join_pairs, join_pair_index), (split_pairs, split_pair_index))``."""
+        return (self.join_pairs, self.join_pair_index), (self.split_pairs, self.split_pair_index)
+
+    def critical_persistence(self) -> np.ndarray:
+        """Persistence of each row of :attr:`persistent` from the join, then the split pairs
+        (``inf`` for the essential minimum and maximum)."""
+        pers, _ = pair_lookup(self.persistent.index, self.pair_tables())
+        return pers
+
+    def critical_pair_ids(self) -> np.ndarray:
+        """Pair row of each row of :attr:`persistent`: join pairs first, then split pairs
+        numbered after them (TTK's ``PairIdentifier``); -1 if unpaired."""
+        _, ids = pair_lookup(self.persistent.index, self.pair_tables())
+        return ids
+
+    def basin_segmentation(self) -> np.ndarray | None:
+        """Grid-shaped basin label of every vertex (the join tree's ``branch_segmentation``:
+        label ``i`` is row ``i`` of ``join_pairs``); None for a losstopo 0.1 summary."""
+        return None if self.join_tree is None else self.join_tree.branch_segmentation
+
+    # ------------------------------------------------------------------ storage
+    def as_tree(self) -> dict[str, Any]:
+        """Every field as a nested dict of scalars, strings, arrays and lists of arrays.
+
+        :meth:`to_dict` is its JSON form and :func:`losstopo.io.topology.write_topology` its
+        HDF5 form (arrays as datasets).
+        """
+        tree: dict[str, Any] = {
             "schema": SCHEMA,
             "connectivity": self.connectivity,
-            "shape": list(self.shape),
-            "axis_names": list(self.axis_names),
-            "min_persistence": self.min_persistence,
-            "relative": self.relative,
-            "n_vertices": self.n_vertices,
-            "n_nonfinite": self.n_nonfinite,
-            "value_min": _f(self.value_min),
-            "value_max": _f(self.value_max),
-            "critical_counts": {str(k): v for k, v in self.critical_counts.items()},
-            "morse_sum": self.morse_sum,
-            "persistent": self.persistent.to_dict(),
-            "join_pairs": [[_f(a), _f(b)] for a, b in self.join_pairs],
-            "join_pair_index": self.join_pair_index.tolist(),
-            "split_pairs": [[_f(a), _f(b)] for a, b in self.split_pairs],
-            "split_pair_index": self.split_pair_index.tolist(),
-            "diagram": small.to_dict(),
-            "diagram_counts": {str(k): int(dg[k].shape[0]) for k in dg.dims},
-            "basins": self.basins.to_dict(),
-            "attrs": {str(k): v for k, v in self.attrs.items()},
+            "shape": np.asarray(self.shape, dtype=np.int64),
+            "axis_names": [str(n) for n in self.axis_names],
+            "min_persistence": float(self.min_persistence),
+            "relative": bool(self.relative),
+            "n_vertices": int(self.n_vertices),
+            "n_nonfinite": int(self.n_nonfinite),
+            "value_min": float(self.value_min),
+            "value_max": float(self.value_max),
+            "critical_counts": {str(k): int(v) for k, v in self.critical_counts.items()},
+            "morse_sum": int(self.morse_sum),
+            "persistent": self.persistent.as_tree(),
+            "join_pairs": self.join_pairs,
+            "join_pair_index": self.join_pair_index,
+            "split_pairs": self.split_pairs,
+            "split_pair_index": self.split_pair_index,
+            "diagram": self.diagram.as_tree(),
+            "basins": self.basins.as_tree(),
         }
+        for name in ("critical_points", "join_tree", "split_tree"):
+            part = getattr(self, name)
+            if part is not None:
+                tree[name] = part.as_tree()
+        tree["attrs"] = self.attrs
+        return tree
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every field (non-finite floats as the strings "inf", "-inf", "nan");
+        :meth:`from_dict` rebuilds an equal summary."""
+        return dict(to_jsonable(self.as_tree()))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TopologySummary:
-        """Rebuild a summary written by :meth:`to_dict` (full trees and raw points are None)."""
+    def from_dict(cls, d: Mapping[str, Any]) -> TopologySummary:
+        """Rebuild a summary from :meth:`to_dict` (or :meth:`as_tree`) output.
 
-        def pairs(x: Any) -> np.ndarray:
-            return np.array([[float(a), float(b)] for a, b in x], dtype=np.float64).reshape(-1, 2)
+        Dicts written by losstopo 0.1 (no ``critical_points``, ``join_tree``, ``split_tree``) give
+        a summary with those three None and the diagram they stored.
+        """
+        shape = tuple(int(s) for s in np.asarray(d["shape"]).ravel())
+
+        def tree(name: str) -> MergeTree | None:
+            return MergeTree.from_dict(d[name], shape) if name in d else None
 
         return cls(
             connectivity=str(d["connectivity"]),
-            shape=tuple(int(s) for s in d["shape"]),
+            shape=shape,
             axis_names=tuple(str(s) for s in d["axis_names"]),
             min_persistence=float(d["min_persistence"]),
             relative=bool(d["relative"]),
@@ -140,14 +184,24 @@ class TopologySummary:
             critical_counts={int(k): int(v) for k, v in d["critical_counts"].items()},
             morse_sum=int(d["morse_sum"]),
             persistent=CriticalPoints.from_dict(d["persistent"]),
-            join_pairs=pairs(d["join_pairs"]),
-            join_pair_index=np.asarray(d["join_pair_index"], dtype=np.int64).reshape(-1, 2),
-            split_pairs=pairs(d["split_pairs"]),
-            split_pair_index=np.asarray(d["split_pair_index"], dtype=np.int64).reshape(-1, 2),
+            join_pairs=array(d["join_pairs"], np.float64, (2,)),
+            join_pair_index=array(d["join_pair_index"], np.int64, (2,)),
+            split_pairs=array(d["split_pairs"], np.float64, (2,)),
+            split_pair_index=array(d["split_pair_index"], np.int64, (2,)),
             diagram=PersistenceDiagram.from_dict(d["diagram"]),
             basins=BasinTable.from_dict(d["basins"]),
+            critical_points=(
+                CriticalPoints.from_dict(d["critical_points"]) if "critical_points" in d else None
+            ),
+            join_tree=tree("join_tree"),
+            split_tree=tree("split_tree"),
             attrs=dict(d.get("attrs", {})),
         )
+
+    def equals(self, other: Any) -> bool:
+        """Whether ``other`` is a TopologySummary with the same fields: arrays equal in dtype,
+        shape and values (NaN equal to NaN), ``attrs`` equal in their JSON form."""
+        return isinstance(other, TopologySummary) and same(self.as_tree(), other.as_tree())
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_dict` as JSON to ``path``."""
@@ -160,10 +214,6 @@ class TopologySummary:
             f"{self.n_minima} minima, {self.n_saddles} saddles, {self.n_maxima} maxima "
             f"persisting above {self.min_persistence:.4g})"
         )
-
-
-def _f(x: float) -> float | str:
-    return float(x) if np.isfinite(x) else str(float(x))
 
 
 def _persistent(cp: CriticalPoints, join: MergeTree, split: MergeTree) -> CriticalPoints:
@@ -185,6 +235,13 @@ def _h0_only(prep: Prepared, join_full: MergeTree) -> PersistenceDiagram:
         complete=False,
         n_nonfinite=prep.n_nonfinite,
     )
+
+
+def _field_attrs(field: Any) -> dict[str, Any] | None:
+    """A copy of a LossField's provenance (``attrs``); None for a plain array."""
+    from ..field import LossField
+
+    return copy.deepcopy(dict(field.attrs)) if isinstance(field, LossField) else None
 
 
 def analyze(
@@ -212,6 +269,12 @@ def analyze(
     max_simplices : above this, a Freudenthal diagram holds only H0 (from the join tree, exact)
         and ``diagram.complete`` is False (a warning says so).
 
+    Returns
+    -------
+    TopologySummary
+        Its ``attrs`` hold ``losstopo_version`` and, for a LossField, a copy of the field's
+        ``attrs`` under ``"field"``.
+
     Examples
     --------
     >>> import numpy as np
@@ -225,21 +288,24 @@ def analyze(
     thr = absolute_threshold(prep, min_persistence, relative)
     if flatness_delta is not None:
         flatness_delta = validate_float(flatness_delta, "flatness_delta", low=0.0)
-    cp = _critical_from_prepared(prep, hessian=hessian)
-    join_full = _merge_tree_from_prepared(prep, "join", 0.0)
-    join = _merge_tree_from_prepared(prep, "join", thr, drop_zero=True)
-    split = _merge_tree_from_prepared(prep, "split", thr, drop_zero=True)
+    cp = critical_points_from_prepared(prep, hessian=hessian)
+    join_full = merge_tree_from_prepared(prep, "join", 0.0)
+    join = merge_tree_from_prepared(prep, "join", thr, drop_zero=True)
+    split = merge_tree_from_prepared(prep, "split", thr, drop_zero=True)
     try:
-        dgm = _diagram_from_prepared(prep, max_simplices)
+        dgm = diagram_from_prepared(prep, max_simplices)
     except ValueError as exc:
         warnings.warn(
             f"{exc} The summary's diagram holds H0 only (diagram.complete is False).",
             stacklevel=2,
         )
         dgm = _h0_only(prep, join_full)
-    table = _basins_from_tree(prep, join, flatness_delta, 0.05)
+    table = basins_from_tree(prep, join, flatness_delta, 0.05)
     fin = prep.key[np.isfinite(prep.key)]
-    from .. import __version__
+    attrs: dict[str, Any] = {"losstopo_version": __version__}
+    provenance = _field_attrs(field)
+    if provenance is not None:
+        attrs["field"] = provenance
 
     return TopologySummary(
         connectivity=prep.connectivity,
@@ -263,7 +329,7 @@ def analyze(
         critical_points=cp,
         join_tree=join,
         split_tree=split,
-        attrs={"losstopo_version": __version__},
+        attrs=attrs,
     )
 
 

@@ -1,4 +1,4 @@
-"""Bar charts and curves: projector fidelity and loss barriers (re-exported by :mod:`losstopo.plot`).
+"""Bar charts and curves: projector fidelity and loss barriers.
 
 Examples
 --------
@@ -18,8 +18,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .errors import InvalidParameterError, InvalidTypeError
-from .plot import _new_axes
+from ..errors import InvalidParameterError, InvalidTypeError
+from .axes import new_axes
+
+__all__ = ["plot_barrier", "plot_fidelity"]
 
 
 def _fidelity_rows(table: Any) -> tuple[list[str], list[str], np.ndarray]:
@@ -80,7 +82,7 @@ def plot_fidelity(table: Any, ax: Axes | None = None) -> Figure:
     'log'
     """
     names, metrics, vals = _fidelity_rows(table)
-    fig, ax = _new_axes(ax, figsize=(8.0, 4.8))
+    fig, ax = new_axes(ax, figsize=(8.0, 4.8))
     if not names or not metrics:
         ax.set_title("projector fidelity (no numeric values)")
         return fig
@@ -148,7 +150,7 @@ def plot_barrier(
         raise InvalidParameterError(
             f"plot_barrier got {len(labels)} labels for {len(curves)} curves; give one per curve."
         )
-    fig, ax = _new_axes(ax)
+    fig, ax = new_axes(ax)
     for i, c in enumerate(curves):
         name = labels[i] if labels is not None else f"curve {i}"
         line = ax.plot(tt, c, "-", lw=1.8, label=name)[0]

@@ -1,6 +1,6 @@
-"""Fold eval-mode BatchNorm into the preceding convolution or linear layer, per grid point.
+"""BatchNorm in the engine: eval-mode folding into the layer before it, and re-estimation.
 
-In eval mode ``BN(W x + b) = (s W) x + (b - mean) s + beta`` with ``s = gamma / sqrt(var + eps)``:
+Folding: in eval mode ``BN(W x + b) = (s W) x + (b - mean) s + beta`` with ``s = gamma / sqrt(var + eps)``:
 one layer instead of two passes over the activations. The evaluation engine rebuilds the folded
 weights from the current parameters (cheap: a few operations on the weights) before every point,
 so the fold is exact up to float rounding and never stale.
@@ -9,6 +9,9 @@ Only ``nn.Sequential`` containers (nested ones too) are rewritten: a layer immed
 a BatchNorm with running statistics (and a ReLU right after the pair runs in place, on the folded
 layer's fresh output). Modules with their own ``forward`` (residual blocks) are
 left as they are.
+
+Re-estimation (``bn="recompute"``): :func:`recompute_batchnorm` resets the running statistics and
+averages them over a fixed number of fixed-size batches in training mode.
 
 Examples
 --------
@@ -26,6 +29,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -33,13 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_BatchNorm = nn.modules.batchnorm._BatchNorm
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 class FoldedLayer(nn.Module):
     """A convolution or linear layer with the BatchNorm after it folded in (eval mode)."""
 
-    def __init__(self, layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm):
+    def __init__(self, layer: nn.Module, bn: _BatchNorm):
         super().__init__()
         self.layer = layer
         self.bn = bn
@@ -104,7 +109,7 @@ def is_plain_layer(module: nn.Module) -> bool:
 def _foldable(layer: nn.Module, bn: nn.Module) -> bool:
     if not (is_plain_layer(layer) and is_plain_layer(bn)) or type(bn) not in _BN:
         return False
-    assert isinstance(bn, nn.modules.batchnorm._BatchNorm)
+    assert isinstance(bn, _BatchNorm)
     if bn.training or not bn.track_running_stats:
         return False
     if bn.running_mean is None or bn.running_var is None:
@@ -147,3 +152,47 @@ def fold_batchnorm(net: nn.Module) -> Folded | None:
     if not pairs:
         return None
     return Folded(rewritten.eval(), pairs)
+
+
+def batchnorm_modules(net: nn.Module) -> list[_BatchNorm]:
+    """Every BatchNorm module of ``net`` (any dimension, subclasses too)."""
+    return [m for m in net.modules() if isinstance(m, _BatchNorm)]
+
+
+def has_batch_statistics(net: nn.Module) -> bool:
+    """Whether a BatchNorm of ``net`` keeps no running statistics, so that even in eval mode it
+    normalises with each batch's own statistics (values then depend on the batch size)."""
+    return any(m.running_mean is None for m in batchnorm_modules(net))
+
+
+def recompute_batchnorm(
+    net: nn.Module,
+    modules: list[_BatchNorm],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    n_batches: int,
+) -> None:
+    """Re-estimate the running statistics of ``modules`` (in ``net``) over the first
+    ``n_batches`` of ``batches``: a cumulative average in training mode; ``net`` ends in eval mode.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3)).eval()
+    >>> x = torch.randn(8, 2)
+    >>> recompute_batchnorm(net, batchnorm_modules(net), [(x, x)], n_batches=4)
+    >>> bool(torch.allclose(net[1].running_mean, net[0](x).mean(0).detach()))
+    True
+    """
+    saved = [(m, m.momentum) for m in modules]
+    for m in modules:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    net.train()
+    with torch.no_grad():
+        for i, (x, _) in enumerate(batches):
+            if i >= n_batches:
+                break
+            net(x)
+    net.eval()
+    for m, momentum in saved:
+        m.momentum = momentum

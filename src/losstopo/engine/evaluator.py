@@ -1,0 +1,314 @@
+"""The per-point evaluator behind :func:`losstopo.evaluate` and :func:`losstopo.evaluate_points`.
+
+It ties the parts of the engine together: the private flat-buffer copy of the model
+(:mod:`.binding`), BatchNorm folding and re-estimation (:mod:`.fold`), the first-layer split
+(:mod:`.split`), batch-size tuning (:mod:`.tuning`), ``vmap`` (:mod:`.vmap`) and the loss and
+metric sums (:mod:`.metrics`).
+
+Points are given as latent coordinates decoded by a *decoder* (a linear one, with ``center`` and
+``components``, or any callable ``coords (m, d) -> params (m, n_params)``), or directly as flat
+parameter vectors (:meth:`Evaluator.evaluate_params`).
+
+Examples
+--------
+>>> import types
+>>> import numpy as np, torch
+>>> from losstopo import ParameterSpace
+>>> from losstopo.data import EvalData, resolve_loss
+>>> _ = torch.manual_seed(0)
+>>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+>>> space = ParameterSpace.from_module(model)
+>>> data = EvalData.from_any((torch.randn(20, 4), torch.randint(0, 3, (20,))), "cross_entropy")
+>>> center = space.flatten(model).double().numpy()
+>>> plane = types.SimpleNamespace(center=center, components=np.eye(2, center.size))
+>>> fn, name = resolve_loss("cross_entropy")
+>>> ev = Evaluator(model, space, plane, data, fn, name, ["accuracy"], torch.device("cpu"))
+>>> ev.prepare(n_points=2)
+>>> values = ev.evaluate(np.array([[0.0, 0.0], [0.5, -1.0]]))
+>>> values.shape
+(2, 2)
+>>> rows = Evaluator(model, space, None, data, fn, name, ["accuracy"], torch.device("cpu"))
+>>> bool(np.allclose(rows.evaluate_params(center[None]), values[:1]))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import EvalData, LossFn
+from ..space import ParameterSpace
+from .binding import Binding, LinearTensors, is_linear_decoder
+from .fold import batchnorm_modules, fold_batchnorm, has_batch_statistics, recompute_batchnorm
+from .metrics import Reduction, metrics_by_name
+from .split import FirstLayerSplit
+from .tuning import TUNE_MIN_POINTS, batch_size_candidates, fastest, steady_time
+from .vmap import evaluate_stacked
+
+#: ``coords (m, n_components) -> params (m, n_params)``.
+Decoder = Callable[[np.ndarray], np.ndarray]
+
+
+class PointFailure(Exception):
+    """The model raised at a point; carries the results of the points before it."""
+
+    def __init__(self, position: int, error: BaseException, done: np.ndarray):
+        super().__init__(str(error))
+        self.position = position
+        self.error = error
+        self.done = done
+
+
+class Evaluator:
+    """Evaluate loss and metrics at points of parameter space.
+
+    Parameters
+    ----------
+    model : the architecture (copied; the caller's module is never touched)
+    space : the model's :class:`~losstopo.ParameterSpace`
+    decoder : a linear decoder (``center``, ``components``), a callable from coordinates to
+        parameters, or ``None`` when only :meth:`evaluate_params` is used
+    data, loss_fn, loss_name : the evaluation data and the resolved loss
+    metrics : names registered in :data:`losstopo.engine.metrics.METRICS`
+    device : where to evaluate
+    n_components : number of coordinates of a non-linear decoder (for the timing probe)
+    bn, bn_data, bn_batches, bn_batch_size : BatchNorm policy, as for :func:`losstopo.evaluate`
+    batch_size : evaluation batch size (``None``: chosen by :meth:`prepare`)
+    first_layer : allow the first-layer split
+    memory_cap : bytes the split's cached terms may take
+    """
+
+    #: Upper bound on the bytes of decoded parameter vectors held at once (non-linear decoders).
+    decode_bytes = 2**28
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        space: ParameterSpace,
+        decoder: Any,
+        data: EvalData,
+        loss_fn: LossFn,
+        loss_name: str,
+        metrics: Sequence[str],
+        device: torch.device,
+        *,
+        n_components: int | None = None,
+        bn: str = "eval",
+        bn_data: EvalData | None = None,
+        bn_batches: int = 4,
+        bn_batch_size: int = 256,
+        batch_size: int | None = None,
+        first_layer: bool = True,
+        memory_cap: int = 2**30,
+    ):
+        self.space = space
+        self.decoder = decoder
+        self.data = data
+        self.loss_fn = loss_fn
+        self.loss_name = loss_name
+        self.metrics = tuple(metrics)
+        self.reduction = Reduction(
+            loss_name, loss_fn, metrics_by_name(self.metrics), data.n_samples
+        )
+        self.device = device
+        self.bn = bn
+        self.bn_data = bn_data or data
+        self.bn_batches = bn_batches
+        self.bn_batch_size = bn_batch_size
+        self.memory_cap = memory_cap
+        self.binding = Binding(model, space, device)
+        self.net = self.binding.net
+        self.dtype = self.binding.dtype
+        self._bn_modules = batchnorm_modules(self.net)
+        self.linear: LinearTensors | None = (
+            LinearTensors(decoder, self.dtype, device) if is_linear_decoder(decoder) else None
+        )
+        if self.linear is not None:
+            self.n_components = self.linear.n_components
+        else:
+            self.n_components = int(n_components or 0)
+        # BatchNorm without running statistics normalises with each batch's own statistics even
+        # in eval mode: the values depend on the batch size, so use one batch of all the data.
+        batch_dependent = has_batch_statistics(self.net)
+        self._tune = batch_size is None and not batch_dependent
+        if batch_size is None and batch_dependent:
+            batch_size = data.n_samples
+        self.batch_size = batch_size or min(data.n_samples, 4096)
+        self._split: FirstLayerSplit | None = None
+        self._first_layer_requested = first_layer
+        # Eval-mode BatchNorm folded into the layer before it (refreshed at every point).
+        self._folded = fold_batchnorm(self.net) if bn == "eval" else None
+
+    # ------------------------------------------------------------------ setup
+    def prepare(self, n_points: int, probe: np.ndarray | None = None) -> None:
+        """Choose the batch size and whether to use the first-layer split, by timing whole points.
+
+        ``probe`` is the parameter vector timed when there is no decoder (default: the decoder's
+        point at the origin, or at 0.5 along every direction of a linear decoder, so the split's
+        combination of terms is timed too).
+        """
+        use_split = (
+            self._first_layer_requested
+            and self.linear is not None
+            and self.bn != "recompute"
+            and self.data.resident
+        )
+        n = self.data.n_samples
+        if not (self._tune and self.data.resident and n_points >= TUNE_MIN_POINTS):
+            self.batch_size = min(n, 1024) if self._tune else self.batch_size
+            self._split = self._build_split() if use_split else None
+            return
+        coords = np.full(self.n_components, 0.5 if self.linear is not None else 0.0)
+        if self.linear is not None:
+            self.set_point(coords)
+        else:
+            if probe is None:
+                probe = np.asarray(self.decoder(coords[None]))[0]
+            self.set_point(coords, probe)
+
+        def measure(bs: int, split: bool) -> tuple[float, FirstLayerSplit | None] | None:
+            self.batch_size = bs
+            self._split = self._build_split() if split else None
+            if split and self._split is None:
+                return None  # the split does not fit in memory at this size
+            return steady_time(lambda: self._evaluate_current(coords)), self._split
+
+        configs = (True, False) if use_split else (False,)
+        self.batch_size, self._split = fastest(batch_size_candidates(n), configs, measure)
+
+    def _build_split(self) -> FirstLayerSplit | None:
+        assert self.linear is not None
+        net = self._folded.net if self._folded is not None else self.net
+        return FirstLayerSplit.build(
+            net,
+            self.net,
+            self.space,
+            self.linear,
+            self.data,
+            self.batch_size,
+            self.device,
+            self.memory_cap,
+        )
+
+    @property
+    def engine_name(self) -> str:
+        name = "sequential+first-layer-split" if self._split is not None else "sequential"
+        return name + ("+bn-folded" if self._folded is not None else "")
+
+    # ------------------------------------------------------------------ points
+    def set_point(self, coords: np.ndarray, decoded: np.ndarray | None = None) -> None:
+        """Write the parameters of one point into the flat buffer, fresh from the centre."""
+        if self.linear is not None:
+            self.binding.write_linear(self.linear, coords)
+        else:
+            assert decoded is not None
+            self.binding.write(decoded)
+
+    def evaluate(
+        self, coords: np.ndarray, mode: str = "sequential", vmap_size: int = 8
+    ) -> np.ndarray:
+        """Loss and metrics at each row of ``coords``: array (n, 1 + n_metrics).
+
+        A non-linear decoder decodes the points in blocks of at most ``decode_bytes`` so a
+        large model never holds a whole chunk of decoded parameter vectors at once.
+        """
+        coords = np.atleast_2d(np.asarray(coords, dtype=np.float64))
+        if self.linear is not None:
+            return self._run(coords, len(coords), None, mode, vmap_size)
+        block = max(1, self.decode_bytes // (8 * self.space.n_params))
+        decoder = self.decoder
+        return self._run(
+            coords, block, lambda s, e: np.asarray(decoder(coords[s:e])), mode, vmap_size
+        )
+
+    def evaluate_params(
+        self, points: np.ndarray, mode: str = "sequential", vmap_size: int = 8
+    ) -> np.ndarray:
+        """Loss and metrics at each row of ``points`` (flat parameter vectors): (n, 1 + n_metrics)."""
+        if self.linear is not None:
+            raise TypeError("evaluate_params needs an Evaluator built without a linear decoder.")
+        coords = np.empty((len(points), 0))
+        return self._run(coords, len(points), lambda s, e: points[s:e], mode, vmap_size)
+
+    def _run(
+        self,
+        coords: np.ndarray,
+        block: int,
+        decode: Callable[[int, int], np.ndarray] | None,
+        mode: str,
+        vmap_size: int,
+    ) -> np.ndarray:
+        out = np.empty((len(coords), self.reduction.n_columns))
+        if mode == "vmap":
+            block = max(vmap_size, block - block % vmap_size)
+        for start in range(0, len(coords), block):
+            part = coords[start : start + block]
+            decoded = None if decode is None else decode(start, start + len(part))
+            try:
+                if mode == "vmap":
+                    out[start : start + len(part)] = self._evaluate_vmap(part, decoded, vmap_size)
+                else:
+                    out[start : start + len(part)] = self._evaluate_sequential(part, decoded)
+            except PointFailure as exc:
+                raise PointFailure(
+                    start + exc.position, exc.error, out[: start + exc.position].copy()
+                ) from exc
+        return out
+
+    def _evaluate_sequential(self, coords: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
+        out = np.empty((len(coords), self.reduction.n_columns))
+        for i in range(len(coords)):
+            try:
+                self.set_point(coords[i], None if decoded is None else decoded[i])
+                if self.bn == "recompute":
+                    self._recompute_bn()
+                out[i] = self._evaluate_current(coords[i])
+            except Exception as exc:  # noqa: BLE001 - re-raised with the point named
+                raise PointFailure(i, exc, out[:i].copy()) from exc
+        return out
+
+    def _recompute_bn(self) -> None:
+        # A fixed batch size, not the tuned evaluation one: the statistics (and so the losses)
+        # must not depend on which batch size happened to be fastest.
+        batches = self.bn_data.batches(self.bn_batch_size, self.device)
+        recompute_batchnorm(self.net, self._bn_modules, batches, self.bn_batches)
+
+    def _evaluate_current(self, coords: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            net = self.net
+            if self._folded is not None:
+                self._folded.refresh()  # the split's tail may hold folded layers too
+                net = self._folded.net
+            if self._split is not None:
+                return self.reduction.point(self._split.batches(coords))
+            batches = ((net, x, y) for x, y in self.data.batches(self.batch_size, self.device))
+            return self.reduction.point(batches)
+
+    def _evaluate_vmap(self, coords: np.ndarray, decoded: np.ndarray | None, k: int) -> np.ndarray:
+        out = np.empty((len(coords), self.reduction.n_columns))
+        for start in range(0, len(coords), k):
+            block = coords[start : start + k]
+            if self.linear is not None:
+                flat = self.linear.stacked(block)
+            else:
+                assert decoded is not None
+                flat = torch.as_tensor(
+                    decoded[start : start + k], dtype=self.dtype, device=self.device
+                )
+            try:
+                out[start : start + len(block)] = evaluate_stacked(
+                    self.net,
+                    self.space,
+                    flat,
+                    self.data,
+                    self.batch_size,
+                    self.device,
+                    self.reduction,
+                )
+            except Exception as exc:  # noqa: BLE001
+                raise PointFailure(start, exc, out[:start].copy()) from exc
+        return out

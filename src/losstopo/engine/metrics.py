@@ -1,0 +1,193 @@
+"""Loss and metrics of one point: sums over the batches, divided by the number of samples.
+
+Metrics are a registry of functions, :data:`METRICS` (``name -> Metric``). A metric maps a batch's
+outputs and targets to one score per sample; the engine sums the scores over all batches and
+divides by the number of samples, so its value is the mean over the data however the data is
+batched. ``accuracy`` is registered; :func:`register_metric` adds more.
+
+Cross-entropy with accuracy runs fused (one row maximum serves the log-sum-exp and the
+prediction), the engine's fast path for classifiers.
+
+Examples
+--------
+>>> import torch
+>>> out = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
+>>> METRICS["accuracy"].scores(out, torch.tensor([0, 1, 1])).tolist()
+[True, True, False]
+>>> reduction = Reduction("cross_entropy", None, metrics_by_name(["accuracy"]), n_samples=3)
+>>> loss, accuracy = reduction.point([(lambda x: x, out, torch.tensor([0, 1, 1]))])
+>>> round(float(loss), 4), round(float(accuracy), 4)
+(0.8557, 0.6667)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import LossFn
+from ..errors import InvalidParameterError, InvalidTypeError
+
+#: ``(outputs, targets) -> one score per sample``.
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: per-sample ``scores`` averaged over the data.
+
+    Attributes
+    ----------
+    name : str
+    scores : callable ``(outputs, targets) -> tensor``
+        One score per sample: shape ``(batch,)``, or ``(k, batch)`` for the outputs of ``k``
+        points stacked on a leading axis (``mode="vmap"``); bool or numbers.
+    skip_for : the named losses the metric does not apply to (accuracy: ``"mse"``)
+    """
+
+    name: str
+    scores: ScoreFn
+    skip_for: tuple[str, ...] = ()
+
+    def applies_to(self, loss_name: str) -> bool:
+        return loss_name not in self.skip_for
+
+
+def _accuracy_scores(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return out.argmax(dim=-1) == y
+
+
+ACCURACY = Metric("accuracy", _accuracy_scores, skip_for=("mse",))
+
+#: The metrics :func:`losstopo.evaluate` accepts, by name.
+METRICS: dict[str, Metric] = {ACCURACY.name: ACCURACY}
+
+
+def register_metric(name: str, scores: ScoreFn, *, skip_for: Sequence[str] = ()) -> Metric:
+    """Register a metric under ``name`` (replacing one of that name) and return it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = register_metric("top2", lambda out, y: (out.topk(2, -1).indices == y[..., None]).any(-1))
+    >>> m.scores(torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([1])).tolist()
+    [True]
+    >>> del METRICS["top2"]
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidParameterError(f"A metric needs a non-empty name; got {name!r}.")
+    if not callable(scores):
+        raise InvalidTypeError(
+            f"'scores' must be a callable (outputs, targets) -> per-sample scores; got "
+            f"{type(scores).__name__}."
+        )
+    metric = Metric(name, scores, tuple(skip_for))
+    METRICS[name] = metric
+    return metric
+
+
+def metrics_by_name(names: Iterable[str]) -> tuple[Metric, ...]:
+    """The registered metrics named in ``names``, in that order; unknown names are refused."""
+    out = []
+    for name in names:
+        if name not in METRICS:
+            raise InvalidParameterError(
+                f"The 'metrics' entry {name!r} is not a registered metric; use one of "
+                f"{', '.join(repr(k) for k in METRICS)} (or register_metric(...))."
+            )
+        out.append(METRICS[name])
+    return tuple(out)
+
+
+def cross_entropy_and_hits(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy (float64) and the number of correct argmax predictions, in one pass.
+
+    One row maximum serves both the stable log-sum-exp and the prediction (the first maximal
+    index, as ``argmax``): half the kernels of ``logsumexp`` plus ``argmax`` on small outputs.
+    A ``+inf`` logit gives NaN, as ``torch.nn.functional.cross_entropy`` does.
+    """
+    top, predicted = out.max(dim=1)
+    lse = (out - top[:, None]).exp_().sum(dim=1).log_().add_(top)
+    loss = (lse - out.gather(1, y[:, None]).squeeze(1)).sum(dtype=torch.float64)
+    return loss, (predicted == y).sum()
+
+
+def _total(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.stack(parts).sum()
+
+
+class Reduction:
+    """The loss and the metrics of one point, summed over the batches of the data.
+
+    ``point`` returns the row ``[loss, metric_1, ...]`` (means over the ``n_samples``) with one
+    device synchronisation; ``stacked`` gives the per-batch sums for ``k`` stacked points.
+    """
+
+    def __init__(
+        self,
+        loss_name: str,
+        loss_fn: LossFn | None,
+        metrics: Sequence[Metric],
+        n_samples: int,
+    ):
+        self.loss_name = loss_name
+        self.loss_fn = loss_fn
+        self.metrics = tuple(metrics)
+        self.n_samples = n_samples
+        self.n_columns = 1 + len(self.metrics)
+        # cross-entropy with the built-in accuracy: one fused pass (cross_entropy_and_hits)
+        fused = [j for j, m in enumerate(self.metrics) if m is ACCURACY]
+        self.fused = fused[0] if loss_name == "cross_entropy" and fused else None
+        self.others = [(j, m) for j, m in enumerate(self.metrics) if j != self.fused]
+
+    def loss_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss summed over the batch's samples (float64)."""
+        if self.loss_name == "cross_entropy":
+            if y.dtype != torch.int64 or out.dim() != 2:
+                return F.cross_entropy(out, y, reduction="sum").double()
+            # -log softmax(out)[y] per sample, summed: fewer kernels than cross_entropy
+            per_sample = torch.logsumexp(out, dim=1) - out.gather(1, y[:, None]).squeeze(1)
+            return per_sample.sum(dtype=torch.float64)
+        if self.loss_name == "mse":
+            return F.mse_loss(out, y, reduction="sum").double() / max(out[0].numel(), 1)
+        assert self.loss_fn is not None
+        return self.loss_fn(out, y).double() * len(y)
+
+    def point(
+        self,
+        batches: Iterable[
+            tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor]
+        ],
+    ) -> np.ndarray:
+        """``[loss, metrics...]`` of one point from ``(forward, inputs, targets)`` batches."""
+        losses: list[torch.Tensor] = []
+        sums: list[list[torch.Tensor]] = [[] for _ in self.metrics]
+        for fn, x, y in batches:
+            out = fn(x)
+            if self.fused is not None and y.dtype == torch.int64 and out.dim() == 2:
+                loss, hit = cross_entropy_and_hits(out, y)
+                losses.append(loss)
+                sums[self.fused].append(hit)
+                for j, m in self.others:
+                    sums[j].append(m.scores(out, y).sum())
+                continue
+            losses.append(self.loss_sum(out, y))
+            for j, m in enumerate(self.metrics):
+                sums[j].append(m.scores(out, y).sum())
+        total = _total(losses)
+        if self.metrics:
+            parts = [total, *(_total(s).to(total.dtype) for s in sums)]
+            values = torch.stack(parts).tolist()  # one sync per point
+        else:
+            values = [total.item()]
+        return np.asarray(values) / self.n_samples
+
+    def stacked(self, outs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``(k, 1 + n_metrics)`` float64 sums of one batch for the outputs of ``k`` points."""
+        columns = [torch.stack([self.loss_sum(o, y) for o in outs])]
+        columns += [m.scores(outs, y).sum(dim=-1).double() for m in self.metrics]
+        return torch.stack(columns, dim=1)

@@ -1,0 +1,326 @@
+"""HDF5 reading and writing of loss fields, evaluation stores and their topology.
+
+The layout is documented in ``docs/format.md``. Every write goes to a temporary file in the
+target's directory that is then renamed over the target (:func:`write_atomically`), so a crash or
+``kill -9`` leaves either the previous file or the new one, never a mix.
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> from losstopo import Grid, LossField
+>>> from losstopo.io import read_field, read_progress, write_field
+>>> field = LossField(np.arange(9.0).reshape(3, 3), Grid.square(3))
+>>> path = os.path.join(tempfile.mkdtemp(), "f.h5")
+>>> write_field(path, field)
+>>> read_field(path).equals(field), read_progress(path)
+(True, (9, 9, True))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from ..errors import FieldFormatError, InvalidTypeError, validate_output_path
+from ..field import LossField, ProjectedPath
+from ..grid import Grid
+from ..jsonable import to_jsonable
+
+if TYPE_CHECKING:
+    from ..topology import TopologySummary
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "PartialRun",
+    "open_field_file",
+    "read_field",
+    "read_fingerprint",
+    "read_partial",
+    "read_progress",
+    "store_topology",
+    "write_atomically",
+    "write_field",
+    "write_field_contents",
+    "write_store",
+]
+
+FORMAT_NAME = "losstopo-field"
+#: 1: topology as a ``topology_json`` attribute; 2: topology as a ``/topology`` group.
+FORMAT_VERSION = 2
+
+PathLike = str | os.PathLike[str]
+
+
+class open_field_file:
+    """Open a losstopo HDF5 file for reading, turning foreign or corrupt files into one clear error.
+
+    >>> import tempfile, os
+    >>> with open_field_file(os.path.join(tempfile.mkdtemp(), "x.h5")) as f:  # doctest: +ELLIPSIS
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    losstopo.errors.FieldFormatError: .../x.h5 does not exist; check the path.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        self.file: h5py.File | None = None
+
+    def __enter__(self) -> h5py.File:
+        if not self.path.exists():
+            raise FieldFormatError(f"{self.path} does not exist; check the path.")
+        try:
+            self.file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise FieldFormatError(
+                f"{self.path} is not a readable HDF5 file ({exc.__class__.__name__}); it may be "
+                "corrupt or of another format. Recompute it or pass a file written by losstopo."
+            ) from exc
+        if self.file.attrs.get("format") != FORMAT_NAME:
+            self.file.close()
+            raise FieldFormatError(
+                f"{self.path} is an HDF5 file but not a losstopo field (no format={FORMAT_NAME!r} "
+                "attribute); pass a file written by LossField.save or losstopo landscape."
+            )
+        version = int(self.file.attrs.get("format_version", 1))
+        if version > FORMAT_VERSION:
+            self.file.close()
+            raise FieldFormatError(
+                f"{self.path} has format version {version}, newer than this losstopo reads "
+                f"({FORMAT_VERSION}); upgrade losstopo to read it."
+            )
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def write_atomically(
+    path: PathLike, write: Callable[[h5py.File], None], *, start_from_existing: bool = False
+) -> None:
+    """Write an HDF5 file through ``write(h5file)`` into a temporary file, then rename it over ``path``.
+
+    With ``start_from_existing`` the temporary file starts as a copy of ``path`` (opened for
+    update) instead of empty. A crash or ``kill -9`` at any moment leaves either the old file or
+    the new one, never a mix.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+    os.close(fd)
+    try:
+        if start_from_existing:
+            shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+" if start_from_existing else "w") as f:
+            write(f)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------------- topology
+def _check_summary(summary: Any) -> None:
+    from ..topology import TopologySummary
+
+    if not isinstance(summary, TopologySummary):
+        raise InvalidTypeError(
+            f"A field file stores a losstopo.TopologySummary as its topology; got "
+            f"{type(summary).__name__}. Compute one with losstopo.analyze(field)."
+        )
+
+
+def _write_topology_group(f: h5py.File, summary: TopologySummary) -> None:
+    from .topology import write_topology
+
+    if "topology" in f:
+        del f["topology"]
+    if "topology_json" in f.attrs:  # a stale format-1 summary
+        del f.attrs["topology_json"]
+    write_topology(f.require_group("topology"), summary)
+
+
+def _read_topology(f: h5py.File) -> TopologySummary | None:
+    if "topology" in f:
+        from .topology import read_topology
+
+        return read_topology(f["topology"])
+    if "topology_json" in f.attrs:  # format version 1
+        from ..topology import TopologySummary
+
+        return TopologySummary.from_dict(json.loads(f.attrs["topology_json"]))
+    return None
+
+
+def store_topology(path: PathLike, summary: TopologySummary) -> None:
+    """Attach a topology summary to an existing field file, keeping everything else in it.
+
+    Unlike re-saving the field, this keeps a resumable store's bookkeeping (``done`` and the
+    fingerprint), so the run can still be resumed. Atomic, as :func:`write_atomically`.
+    """
+    _check_summary(summary)
+    with open_field_file(path):
+        pass  # a clear error for a missing, foreign or corrupt file
+    write_atomically(path, lambda f: _write_topology_group(f, summary), start_from_existing=True)
+
+
+# ---------------------------------------------------------------------------------- fields
+def write_field_contents(f: h5py.File, field: LossField, *, complete: bool = True) -> None:
+    """Write ``field`` into the open, empty HDF5 file ``f`` (the layout of ``docs/format.md``)."""
+    f.attrs["format"] = FORMAT_NAME
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["losstopo_version"] = __version__
+    f.attrs["complete"] = complete
+    f.attrs["axis_names"] = json.dumps(list(field.grid.names))
+    f.attrs["attrs_json"] = json.dumps(to_jsonable(field.attrs))
+    g = f.create_group("grid")
+    for name, axis in field.grid.axes.items():
+        g.create_dataset(name, data=axis)
+    f.create_dataset("values", data=field.values)
+    m = f.create_group("metrics")
+    for name, arr in field.metrics.items():
+        m.create_dataset(name, data=arr)
+    p = f.create_group("paths")
+    for name, path in field.paths.items():
+        pg = p.create_group(name)
+        pg.attrs["run"] = path.run
+        pg.create_dataset("coords", data=path.coords)
+        pg.create_dataset("step", data=path.step)
+        if path.loss is not None:
+            pg.create_dataset("loss", data=path.loss)
+    if field.topology is not None:
+        _write_topology_group(f, field.topology)
+
+
+def write_field(path: PathLike, field: LossField) -> None:
+    """Write ``field`` to ``path`` (HDF5), atomically: a failure never leaves half a file."""
+    path = validate_output_path(path, Path(path).name)
+    if field.topology is not None:
+        _check_summary(field.topology)
+    write_atomically(path, lambda f: write_field_contents(f, field, complete=True))
+
+
+def _read_contents(f: h5py.File) -> LossField:
+    try:
+        names = json.loads(f.attrs["axis_names"])
+        grid = Grid({n: f["grid"][n][()] for n in names})
+        values = f["values"][()]
+        metrics = {k: v[()] for k, v in f["metrics"].items()}
+        attrs = json.loads(f.attrs.get("attrs_json", "{}"))
+        paths = {}
+        for name, pg in f["paths"].items():
+            paths[name] = ProjectedPath(
+                coords=pg["coords"][()],
+                step=pg["step"][()],
+                loss=pg["loss"][()] if "loss" in pg else None,
+                run=str(pg.attrs.get("run", name)),
+            )
+        topology = _read_topology(f)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FieldFormatError(
+            f"{f.filename} is a damaged losstopo file ({exc}); recompute it or restore a copy."
+        ) from exc
+    return LossField(
+        values=values, grid=grid, metrics=metrics, attrs=attrs, paths=paths, topology=topology
+    )
+
+
+def read_field(path: PathLike) -> LossField:
+    """Read a field written by :func:`write_field` or by a finished :func:`losstopo.evaluate` store."""
+    with open_field_file(path) as f:
+        if not bool(f.attrs.get("complete", True)):
+            done = int(np.count_nonzero(f["done"][()])) if "done" in f else 0
+            total = int(np.prod(f["values"].shape))
+            raise FieldFormatError(
+                f"{path} holds a partial run ({done} of {total} points); rerun the same "
+                "command (or evaluate(..., store=...)) to resume and finish it."
+            )
+        return _read_contents(f)
+
+
+# ---------------------------------------------------------------------------------- stores
+def write_store(
+    path: PathLike,
+    field: LossField,
+    done: np.ndarray,
+    fingerprint: Mapping[str, str],
+    *,
+    complete: bool,
+) -> None:
+    """Write an evaluation store: ``field`` plus its ``done`` mask and ``fingerprint`` (atomic)."""
+    done = np.asarray(done, dtype=bool).reshape(field.grid.shape)
+    payload = json.dumps(dict(fingerprint))
+
+    def write(f: h5py.File) -> None:
+        write_field_contents(f, field, complete=complete)
+        f.create_dataset("done", data=done)
+        f.attrs["fingerprint_json"] = payload
+
+    write_atomically(path, write)
+
+
+def read_fingerprint(path: PathLike) -> dict[str, str] | None:
+    """The fingerprint of the store at ``path``; ``None`` for a field not written by a store."""
+    with open_field_file(path) as f:
+        stored = json.loads(f.attrs.get("fingerprint_json", "null") or "null")
+    return None if stored is None else dict(stored)
+
+
+@dataclass(frozen=True)
+class PartialRun:
+    """The flat ``done`` mask, loss ``values`` and ``metrics`` of a partial store."""
+
+    done: np.ndarray
+    values: np.ndarray
+    metrics: dict[str, np.ndarray]
+
+
+def read_partial(path: PathLike, metric_names: tuple[str, ...] = ()) -> PartialRun:
+    """The computed part of a store, as flat (C-order) arrays; refuses a damaged store."""
+    with open_field_file(path) as f:
+        try:
+            return PartialRun(
+                done=f["done"][()].astype(bool).ravel(),
+                values=f["values"][()].astype(np.float64).ravel(),
+                metrics={m: f["metrics"][m][()].astype(np.float64).ravel() for m in metric_names},
+            )
+        except KeyError as exc:
+            raise FieldFormatError(
+                f"{path} is a damaged partial run ({exc}); delete it to start over."
+            ) from exc
+
+
+def read_progress(path: PathLike) -> tuple[int, int, bool]:
+    """``(done, total, complete)`` of a store or field file.
+
+    >>> import numpy as np, tempfile, os
+    >>> from losstopo import Grid, LossField
+    >>> p = os.path.join(tempfile.mkdtemp(), "f.h5")
+    >>> LossField(np.zeros((2, 3)), Grid({"x": [0.0, 1.0], "y": [0.0, 1.0, 2.0]})).save(p)
+    >>> read_progress(p)
+    (6, 6, True)
+    """
+    with open_field_file(path) as f:
+        if "values" not in f:
+            raise FieldFormatError(
+                f"{path} is marked as a losstopo field but has no 'values' dataset; it is damaged "
+                "or was not written by losstopo. Recompute it."
+            )
+        total = int(np.prod(f["values"].shape))
+        complete = bool(f.attrs.get("complete", True))
+        done = int(np.count_nonzero(f["done"][()])) if "done" in f else (total if complete else 0)
+        return done, total, complete

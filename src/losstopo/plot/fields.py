@@ -1,0 +1,261 @@
+"""Figures of loss fields: contour maps with trajectories and critical points, surfaces, profiles.
+
+Examples
+--------
+>>> import numpy as np
+>>> from losstopo import Grid, LossField
+>>> g = Grid.square(resolution=21, dims=2)
+>>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
+>>> fig = plot_contour(LossField(x**2 + y**2, g), title="bowl")
+>>> fig.axes[0].get_title()
+'bowl'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ..errors import InvalidParameterError, InvalidTypeError
+from ..field import LossField
+from ..topology import CriticalPoints, TopologySummary
+from .axes import (
+    MAX_LABELS,
+    TYPE_STYLE,
+    check_field,
+    log_loss_values,
+    masked,
+    new_axes,
+    path_colors,
+)
+
+__all__ = ["draw_critical_points", "plot_contour", "plot_profile", "plot_surface"]
+
+
+def plot_contour(
+    field: LossField,
+    ax: Axes | None = None,
+    *,
+    paths: bool = True,
+    critical_points: CriticalPoints | TopologySummary | None = None,
+    log: bool = False,
+    levels: int = 30,
+    title: str | None = None,
+) -> Figure:
+    """Filled contour map of a 2D field with its trajectories and critical points.
+
+    Parameters
+    ----------
+    field : LossField
+        A 2D field; non-finite values are left blank.
+    ax : matplotlib Axes, optional
+        Where to draw; a new Figure when omitted.
+    paths : bool
+        Draw every ``field.paths`` entry (circle at the start, star at the end, one colour per run).
+    critical_points : CriticalPoints or TopologySummary, optional
+        Markers by type (0 min, 1 saddle, 3 max). With a summary, its persistent points, the
+        most persistent labelled with their value and persistence.
+    log : bool
+        Colour by ``log10`` of the loss (see :func:`log_loss_values`).
+    levels : int
+        Number of contour levels.
+    title : str, optional
+        Axes title.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losstopo import Grid, LossField, ProjectedPath
+    >>> g = Grid.square(resolution=21, dims=2)
+    >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
+    >>> p = ProjectedPath(coords=[[0.8, 0.8], [0.1, 0.0]], step=[0, 10], run="sgd")
+    >>> field = LossField(x**2 + y**2, g).with_paths({"sgd": p})
+    >>> fig = plot_contour(field, log=True)
+    """
+    check_field(
+        field, (2,), "plot_contour", "Use plot_profile for 1D fields; export 3D fields to ParaView."
+    )
+    levels = int(levels)
+    if levels < 2:
+        raise InvalidParameterError(f"The 'levels' parameter must be an int >= 2. Got {levels}.")
+    fig, ax = new_axes(ax)
+    (xn, xa), (yn, ya) = field.grid.axes.items()
+    X, Y = np.meshgrid(xa, ya, indexing="ij")
+    V = log_loss_values(field.values) if log else field.values
+    Vm = masked(V)
+    label = "log10 loss" if log else "loss"
+    if Vm.count() >= 2 and float(Vm.max()) > float(Vm.min()):
+        cf = ax.contourf(X, Y, Vm, levels=levels, cmap="viridis")
+        ax.contour(X, Y, Vm, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
+        fig.colorbar(cf, ax=ax, label=label)
+    else:  # constant or almost empty field: contour would fail
+        im = ax.pcolormesh(X, Y, Vm, cmap="viridis", shading="auto")
+        fig.colorbar(im, ax=ax, label=label)
+    if paths and field.paths:
+        colors = path_colors(len(field.paths))
+        for color, path in zip(colors, field.paths.values(), strict=True):
+            c = np.asarray(path.coords)
+            if c.shape[1] < 2 or len(c) == 0:
+                continue
+            run = path.run
+            ax.plot(c[:, 0], c[:, 1], "-", color=color, lw=1.5, label=f"{run}")
+            ax.plot(c[0, 0], c[0, 1], "o", color=color, mec="k", ms=6)
+            ax.plot(c[-1, 0], c[-1, 1], "*", color=color, mec="k", ms=11)
+    if critical_points is not None:
+        draw_critical_points(ax, critical_points)
+    ax.set_xlabel(xn)
+    ax.set_ylabel(yn)
+    ax.set_xlim(xa[0], xa[-1])
+    ax.set_ylim(ya[0], ya[-1])
+    if title is not None:
+        ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize="small", framealpha=0.8)
+    return fig
+
+
+def draw_critical_points(ax: Axes, points: CriticalPoints | TopologySummary) -> None:
+    """Markers by critical type; for a summary, its persistent points, the most persistent
+    labelled with their value and persistence."""
+    if isinstance(points, TopologySummary):
+        cp, pers = points.persistent, points.critical_persistence()
+    elif isinstance(points, CriticalPoints):
+        cp, pers = points, np.full(len(points), np.nan)
+    else:
+        raise InvalidTypeError(
+            "critical_points must be a losstopo CriticalPoints or TopologySummary (from "
+            f"losstopo.topology); got {type(points).__name__}."
+        )
+    coords, types, values = cp.coords, cp.type, cp.value
+    if cp.ndim != 2:
+        raise InvalidParameterError(
+            f"Critical points have {cp.ndim}D coordinates; plot_contour needs 2D ones."
+        )
+    for t, (marker, color, name) in TYPE_STYLE.items():
+        sel = types == t
+        if sel.any():
+            ax.scatter(
+                coords[sel, 0], coords[sel, 1], marker=marker, c=color, s=60,
+                edgecolors="white", linewidths=0.8, zorder=5, label=f"{name} ({int(sel.sum())})",
+            )  # fmt: skip
+    known = np.flatnonzero(~np.isnan(pers))
+    order = known[np.argsort(-np.nan_to_num(pers[known], posinf=np.finfo(float).max))]
+    for i in order[:MAX_LABELS]:
+        p = pers[i]
+        text = f"{values[i]:.3g} (p={'inf' if math.isinf(p) else f'{p:.2g}'})"
+        ax.annotate(
+            text, (coords[i, 0], coords[i, 1]), xytext=(4, 4), textcoords="offset points",
+            fontsize=7, color="white", zorder=6,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.5, "lw": 0},
+        )  # fmt: skip
+
+
+def plot_surface(
+    field: LossField, ax: Axes | None = None, *, log: bool = False, title: str | None = None
+) -> Figure:
+    """3D surface of a 2D field, with its trajectories at their loss height when they have losses.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losstopo import Grid, LossField
+    >>> g = Grid.square(resolution=15, dims=2)
+    >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
+    >>> fig = plot_surface(LossField(x**2 - y**2, g))
+    """
+    check_field(
+        field, (2,), "plot_surface", "Use plot_profile for 1D fields; export 3D fields to ParaView."
+    )
+    fig, ax = new_axes(ax, projection="3d")
+    (xn, xa), (yn, ya) = field.grid.axes.items()
+    X, Y = np.meshgrid(xa, ya, indexing="ij")
+    V = log_loss_values(field.values) if log else np.asarray(field.values, dtype=np.float64)
+    Z = np.where(np.isfinite(V), V, np.nan)
+    if np.isfinite(Z).any():
+        lo, hi = np.nanmin(Z), np.nanmax(Z)
+        ax.plot_surface(  # type: ignore[attr-defined]
+            X, Y, Z, cmap="viridis", vmin=lo, vmax=hi, linewidth=0, antialiased=True,
+            rstride=1, cstride=1, alpha=0.9,
+        )  # fmt: skip
+    colors = path_colors(max(len(field.paths), 1))
+    for color, path in zip(colors, field.paths.values(), strict=False):
+        if path.loss is None or np.asarray(path.coords).shape[1] < 2:
+            continue
+        c = np.asarray(path.coords)
+        z = log_loss_values(path.loss) if log else np.asarray(path.loss)
+        ax.plot(c[:, 0], c[:, 1], z, "-o", color=color, ms=2, lw=1.5, label=path.run)
+    ax.set_xlabel(xn)
+    ax.set_ylabel(yn)
+    ax.set_zlabel("log10 loss" if log else "loss")  # type: ignore[attr-defined]
+    if title is not None:
+        ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize="small")
+    return fig
+
+
+def plot_profile(
+    field: LossField,
+    ax: Axes | None = None,
+    *,
+    metrics: Iterable[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Loss of a 1D field along its axis, plus metric curves.
+
+    Parameters
+    ----------
+    metrics : iterable of str, optional
+        Names in ``field.metrics`` to draw (default: all). Names containing ``acc`` go on a twin
+        y axis (accuracy), the others share the loss axis (e.g. ``test_loss``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losstopo import Grid, LossField
+    >>> g = Grid.square(resolution=31, dims=1)
+    >>> x = g.axes["x"]
+    >>> f = LossField(x**2, g, metrics={"test_loss": x**2 + 0.1, "accuracy": 1 - x**2 / 2})
+    >>> fig = plot_profile(f)
+    >>> len(fig.axes)
+    2
+    """
+    check_field(field, (1,), "plot_profile", "Use plot_contour or plot_surface for 2D fields.")
+    names = list(field.metrics) if metrics is None else [str(m) for m in metrics]
+    missing = [m for m in names if m not in field.metrics]
+    if missing:
+        raise InvalidParameterError(
+            f"Metric(s) {missing} are not in this field; it has {sorted(field.metrics)}. "
+            "Pass names from field.metrics."
+        )
+    fig, ax = new_axes(ax)
+    ((xn, xa),) = field.grid.axes.items()
+    train_label = "loss" if not names else "train loss" if "test_loss" in names else "loss"
+    ax.plot(
+        xa, np.asarray(field.values, dtype=np.float64), "-", color="C0", lw=2, label=train_label
+    )
+    acc = [m for m in names if "acc" in m.lower()]
+    other = [m for m in names if m not in acc]
+    for i, m in enumerate(other):
+        ax.plot(xa, field.metrics[m], "--", color=f"C{i + 1}", lw=1.5, label=m.replace("_", " "))
+    handles, labels = ax.get_legend_handles_labels()
+    if acc:
+        twin = ax.twinx()
+        for i, m in enumerate(acc):
+            twin.plot(xa, field.metrics[m], ":", color=f"C{len(other) + i + 1}", lw=1.5,
+                      label=m.replace("_", " "))  # fmt: skip
+        twin.set_ylabel("accuracy")
+        h2, l2 = twin.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.set_xlabel(xn)
+    ax.set_ylabel("loss")
+    ax.set_xlim(xa[0], xa[-1])
+    ax.grid(alpha=0.3)
+    ax.legend(handles, labels, loc="best", fontsize="small")
+    if title is not None:
+        ax.set_title(title)
+    return fig
