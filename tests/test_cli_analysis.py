@@ -9,6 +9,7 @@ import pytest
 
 from losstopo import Grid, LossField
 from losstopo.cli import main
+from losstopo.jsonable import to_jsonable
 
 
 @pytest.fixture
@@ -29,18 +30,18 @@ def test_topology_command(double_well, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["connectivity"] == "freudenthal" and data["min_persistence"] == 0.1
     crit = data["persistent"]
-    found = sorted(zip(crit["type_name"], map(tuple, crit["coords"]), crit["value"], strict=True))
-    # (x^2 - 1)^2 + y^2: minima 0 at (+-1, 0), a saddle 1 at the origin
-    assert found == [("1-saddle", (0.0, 0.0), 1.0), ("minimum", (-1.0, 0.0), 0.0),
-                     ("minimum", (1.0, 0.0), 0.0)]  # fmt: skip
-    rows = data["basins"]["rows"]
-    assert [r["persistence"] for r in rows] == ["inf", 1.0]  # the barrier between the wells
-    assert rows[1]["saddle_value"] == 1.0
+    found = sorted(zip(crit["type"], map(tuple, crit["coords"]), crit["value"], strict=True))
+    # (x^2 - 1)^2 + y^2: minima (type 0) 0 at (+-1, 0), a saddle (type 1) 1 at the origin
+    assert found == [(0, (-1.0, 0.0), 0.0), (0, (1.0, 0.0), 0.0), (1, (0.0, 0.0), 1.0)]
+    basins = data["basins"]["columns"]
+    assert basins["persistence"] == ["inf", 1.0]  # the barrier between the wells
+    assert basins["saddle_value"] == ["inf", 1.0]
     assert main(["topology", str(double_well), "--connectivity", "cubical"]) == 0
     assert LossField.load(double_well).topology is None
     assert main(["topology", str(double_well), "--min-persistence", "0.1", "--save"]) == 0
     stored = LossField.load(double_well)
     assert stored.topology.n_minima == 2 and stored.topology.min_persistence == 0.1
+    assert to_jsonable(stored.topology.to_dict())["persistent"] == crit  # same as the JSON
 
 
 def test_topology_bad_input_exit_2(double_well, tmp_path):

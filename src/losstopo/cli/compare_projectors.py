@@ -149,7 +149,11 @@ def register(subparsers: Any) -> None:
         "--no-holdout", action="store_true", help="skip the held-out fit (every other checkpoint)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="device for the loss evaluations (default: CUDA when available)")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="device for the loss evaluations (default: CUDA when available)",
+    )
     p.add_argument(
         "--out",
         default="fidelity-output",

@@ -11,9 +11,9 @@ import numpy as np
 
 def run(args: argparse.Namespace) -> int:
     from ..field import LossField
-    from ..store import store_progress
+    from ..io.hdf5 import read_progress
 
-    done, total, complete = store_progress(args.file)
+    done, total, complete = read_progress(args.file)
     if not complete:
         print(
             f"{args.file}: partial run, {done} of {total} points computed; rerun the same command "

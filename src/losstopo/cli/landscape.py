@@ -131,11 +131,14 @@ def spawn(args: argparse.Namespace, task: Task, trained: Trajectory | None, name
         return run_workers(args.argv, args.workers, replace)
 
 
-def make_fitted(name: str, k: int, seed: int, traj: Trajectory) -> Any:
+def make_fitted(name: str, k: int, seed: int, traj: Trajectory, progress: bool) -> Any:
     """The registry's projector ``name`` with ``k`` components, fitted on ``traj``."""
     from ..projectors import make_projector
 
-    return make_projector(name, n_components=k, random_state=seed).fit(traj)
+    proj = make_projector(name, n_components=k, random_state=seed)
+    if "progress" in proj.get_params(deep=False):
+        proj.set_params(progress=progress)
+    return proj.fit(traj)
 
 
 def evaluate_and_save(
@@ -163,7 +166,7 @@ def evaluate_and_save(
         grid = Grid.square(resolution=args.resolution, extent=args.extent, dims=k)
     else:
         assert traj is not None
-        proj = make_fitted(name, k, args.seed, traj)
+        proj = make_fitted(name, k, args.seed, traj, progress=not args.quiet)
         grid = Grid.around(proj.transform(traj), resolution=args.resolution, margin=args.margin)
     rank = int(os.environ.get("RANK", "0"))
     t0 = time.perf_counter()

@@ -12,7 +12,8 @@ from .options import OUT_FILE, output_file
 
 def run(args: argparse.Namespace) -> int:
     from ..field import LossField, store_topology
-    from ..topology import analyze, format_summary, to_jsonable
+    from ..jsonable import to_jsonable
+    from ..topology import analyze, format_summary
 
     validate_float(args.min_persistence, "min-persistence", low=0.0)
     target = output_file(args.json, "--json") if args.json else None

@@ -33,11 +33,12 @@ from ..evaluate import evaluate
 from ..export import write_paraview
 from ..field import LossField
 from ..grid import Grid
+from ..jsonable import to_jsonable
 from ..models import MLP, SmallCNN
 from ..projectors import PlaneProjector
 from ..report import write_report
 from ..space import ParameterSpace
-from ..topology import TopologySummary, analyze, to_jsonable
+from ..topology import TopologySummary, analyze
 from ..trajectory import Trajectory, train
 from .projectors import DemoRun, run_projector_demo
 
