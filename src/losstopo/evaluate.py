@@ -49,7 +49,7 @@ from .errors import (
 )
 from .field import LossField, ProjectedPath
 from .grid import Grid
-from .projectors.base import as_points
+from .projectors.base import Projector, as_points
 from .space import ParameterSpace, tensor_hash
 from .store import PointStore
 
@@ -372,24 +372,11 @@ def evaluate_points(
     )
 
 
-@dataclass(frozen=True)
-class _LinearMap:
-    """``center + coords @ components`` (float64), for projectors without ``decoder()``."""
-
-    center: np.ndarray
-    components: np.ndarray
-
-    def __call__(self, coords: np.ndarray) -> np.ndarray:
-        a = np.asarray(coords, dtype=np.float64)
-        return self.center.astype(np.float64) + a @ self.components.astype(np.float64)
-
-
 def as_decoder(projector_or_decoder: Any) -> Any:
-    """What the engine decodes grid points with: a linear decoder or a callable.
+    """What the engine decodes grid points with: a projector's ``decoder()``, or a decoder as is.
 
-    A projector's ``decoder()``; without one, a linear map over ``center_``/``components_`` (linear
-    projectors) or ``inverse_transform``. Decoders (``center`` and ``components``, or a callable
-    ``coords -> params``) are returned as they are.
+    A decoder is a :class:`~losstopo.projectors.LinearDecoder` (``center + coords @ components``:
+    the engine's fast paths apply) or any callable ``coords (m, d) -> params (m, n_params)``.
 
     Examples
     --------
@@ -397,25 +384,17 @@ def as_decoder(projector_or_decoder: Any) -> Any:
     >>> from losstopo import PCAProjector
     >>> pca = PCAProjector(1).fit(torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.1]]))
     >>> decoder = as_decoder(pca)
-    >>> bool(((decoder([[0.5]]) - pca.inverse_transform([[0.5]])) ** 2).sum() < 1e-20)
-    True
+    >>> type(decoder).__name__, bool(((decoder([[0.5]]) - pca.inverse_transform([[0.5]])) ** 2).sum() < 1e-20)
+    ('LinearDecoder', True)
     """
     obj = projector_or_decoder
-    make = getattr(obj, "decoder", None)
-    if callable(make):
-        return make()
-    if getattr(obj, "linear", False):
-        return _LinearMap(np.asarray(obj.center_), np.asarray(obj.components_))
-    if is_linear_decoder(obj):
-        return obj
-    inverse = getattr(obj, "inverse_transform", None)
-    if callable(inverse):
-        return inverse
-    if callable(obj):
+    if isinstance(obj, Projector):
+        return obj.decoder()
+    if is_linear_decoder(obj) or callable(obj):
         return obj
     raise InvalidTypeError(
-        f"Expected a projector with inverse_transform, a linear decoder (center, components) or a "
-        f"callable coords -> params; got {type(obj).__name__}."
+        f"Expected a losstopo projector, a LinearDecoder (center, components) or a callable "
+        f"coords -> params; got {type(obj).__name__}."
     )
 
 
@@ -428,7 +407,7 @@ def project_paths(
         part = trajectory.select(run)
         coords = np.asarray(projector.transform(part))
         loss = None
-        if evaluator is not None and getattr(projector, "inverse_transform", None) is not None:
+        if evaluator is not None and projector.decodes:
             try:
                 loss = evaluator.evaluate(coords)[:, 0]
             except (PointFailure, NotImplementedError):
@@ -438,22 +417,20 @@ def project_paths(
 
 
 def _check_projector(projector: Any, space: ParameterSpace, grid: Grid) -> None:
-    if not hasattr(projector, "inverse_transform") or not hasattr(projector, "fingerprint"):
+    if not isinstance(projector, Projector):
         raise InvalidTypeError(
-            f"'projector' must be a losstopo projector (e.g. PlaneProjector); got {type(projector).__name__}."
+            "'projector' must be a losstopo projector (e.g. PlaneProjector); got "
+            f"{type(projector).__name__}."
         )
-    check_fitted = getattr(projector, "check_fitted", None)
-    if callable(check_fitted):
-        check_fitted()
-    else:
-        projector.fingerprint()  # raises NotFittedError before fit
+    projector.check_fitted()
+    projector.decoder()  # a projector that only embeds (PHATE) says so here, naming the others
     n_comp = int(projector.n_components_)
     if n_comp != grid.ndim:
         raise ShapeMismatchError(
             f"The projector has {n_comp} components but the grid has {grid.ndim} axes; use "
             f"Grid.square(dims={n_comp}) or a projector with {grid.ndim} components."
         )
-    n_params = int(getattr(projector, "n_params_", space.n_params))
+    n_params = int(projector.n_params_)
     if n_params != space.n_params:
         raise ShapeMismatchError(
             f"The projector maps to {n_params} parameters but the model has {space.n_params}; "

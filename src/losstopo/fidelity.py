@@ -42,20 +42,17 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError
-from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from . import projectors as projector_registry
 from .engine import resolve_device
 from .errors import (
     InvalidParameterError,
     NoInverseError,
-    NotFittedError,
     validate_output_path,
 )
 from .evaluate import evaluate_points
 from .field import ProjectedPath
+from .projectors import decoding_projectors, is_fitted, make_projector
 from .projectors.base import as_points
 
 __all__ = [
@@ -122,25 +119,15 @@ class FidelityReport:
         return out
 
 
-def _is_fitted(projector: Any) -> bool:
-    """scikit-learn's fitted check (``__sklearn_is_fitted__``, else fitted ``*_`` attributes)."""
-    try:
-        check_is_fitted(projector)
-    except (SklearnNotFittedError, NotFittedError):
-        return False
-    return True
-
-
 def _check_decodes(projector: Any) -> None:
     """Refuse, before any fitting, a projector that cannot decode coordinates."""
-    if getattr(projector, "decodes", True) is not False:
+    if getattr(projector, "decodes", True):
         return
-    listing = getattr(projector_registry, "decoding_projectors", None)
-    names = f" ({', '.join(listing())})" if callable(listing) else ""
     raise NoInverseError(
         f"{type(projector).__name__} cannot decode coordinates back to parameters, so there is "
-        f"no reconstruction to measure; use a projector that decodes{names}, or "
-        "losstopo.fidelity.embed_with_loss(...) to see the checkpoints' losses in its embedding."
+        f"no reconstruction to measure; use a projector that decodes "
+        f"({', '.join(decoding_projectors())}), or losstopo.fidelity.embed_with_loss(...) to see "
+        "the checkpoints' losses in its embedding."
     )
 
 
@@ -231,7 +218,7 @@ def fidelity(
     name = type(projector).__name__
     dev = resolve_device(device)
     t0 = time.perf_counter()
-    fitted = projector if _is_fitted(projector) else clone(projector).fit(trajectory)
+    fitted = projector if is_fitted(projector) else clone(projector).fit(trajectory)
     fit_seconds = time.perf_counter() - t0
     base_loss = evaluate_points(model, data, loss, points, device=dev).loss
 
@@ -390,30 +377,11 @@ def default_projectors(
     >>> sorted(default_projectors())
     ['autoencoder', 'kpca', 'pca', 'umap']
     """
-    make = getattr(projector_registry, "make_projector", None)
-    if callable(make):
-        return {
-            "pca": make("pca", n_components=n_components, random_state=random_state),
-            "kpca": make("kpca", n_components=n_components, random_state=random_state),
-            "umap": make("umap", n_components=n_components, random_state=random_state),
-            "autoencoder": make(
-                "autoencoder",
-                n_components=n_components,
-                random_state=random_state,
-                progress=progress,
-            ),
-        }
     return {
-        "pca": projector_registry.PCAProjector(n_components=n_components),
-        "kpca": projector_registry.KernelPCAProjector(
-            n_components=n_components, random_state=random_state
-        ),
-        "umap": projector_registry.UMAPProjector(
-            n_components=n_components, random_state=random_state
-        ),
-        "autoencoder": projector_registry.AutoEncoderProjector(
-            n_components=n_components, random_state=random_state, progress=progress
-        ),
+        name: make_projector(
+            name, n_components=n_components, random_state=random_state, progress=progress
+        )
+        for name in ("pca", "kpca", "umap", "autoencoder")
     }
 
 
