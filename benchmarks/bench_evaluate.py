@@ -211,7 +211,7 @@ def workload(name: str, quick: bool):
 
 def run(name: str, repeats: int, quick: bool) -> dict:
     model, x, y, res = workload(name, quick)
-    dirs = random_directions(model, n=2, normalization="filter", ignore="biasbn", seed=0)
+    dirs = random_directions(model, n_components=2, normalization="filter", ignore="biasbn", seed=0)
     proj = PlaneProjector(model, dirs)
     grid = Grid.square(res, extent=1.0)
     coords = grid.points()

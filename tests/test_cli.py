@@ -54,7 +54,7 @@ def test_landscape_values_equal_direct_evaluation(tmp_path, capsys):
     x, y = digits("train")
     centre = flat(model)
     assert field.values[2, 2] == pytest.approx(loss_at(model, centre, x, y), rel=1e-5)
-    d = random_directions(model, n=2, normalization="filter", ignore="biasbn", seed=0)
+    d = random_directions(model, n_components=2, normalization="filter", ignore="biasbn", seed=0)
     d = d.double().numpy().reshape(2, -1)
     corner = centre - 2.0 * d[0] + 1.0 * d[1]  # grid axes are -2, -1, 0, 1, 2
     assert field.values[0, 3] == pytest.approx(loss_at(model, corner, x, y), rel=1e-4)

@@ -182,7 +182,12 @@ def test_bad_inputs(tiny_model, tiny_data):
         evaluate(tiny_model, (x, y), "mse", proj, Grid.square(3), progress=False)
     with pytest.raises(ShapeMismatchError, match="2 components but the grid has 3 axes"):
         evaluate(
-            tiny_model, tiny_data, "cross_entropy", proj, Grid.square(3, dims=3), progress=False
+            tiny_model,
+            tiny_data,
+            "cross_entropy",
+            proj,
+            Grid.square(3, n_components=3),
+            progress=False,
         )
     with pytest.raises(EvaluationError, match="fails on the data"):
         evaluate(
@@ -238,7 +243,7 @@ def test_nonlinear_projector_decoded_in_blocks(tiny_model, tiny_data, mode, monk
     from losstopo import engine
 
     space = ParameterSpace.from_module(tiny_model)
-    d = random_directions(tiny_model, n=2, seed=0, ignore=None)
+    d = random_directions(tiny_model, n_components=2, seed=0, ignore=None)
     proj = CurvedProjector(space.flatten(tiny_model), d[0], d[1])
     grid = Grid({"a": np.linspace(-1, 1, 11)})
     monkeypatch.setattr(
@@ -256,7 +261,7 @@ def test_nonlinear_projector_with_batch_size_tuning(tiny_model, tiny_data):
     from losstopo.engine import TUNE_MIN_POINTS
 
     space = ParameterSpace.from_module(tiny_model)
-    d = random_directions(tiny_model, n=2, seed=1, ignore=None)
+    d = random_directions(tiny_model, n_components=2, seed=1, ignore=None)
     proj = CurvedProjector(space.flatten(tiny_model), d[0], d[1])
     grid = Grid({"a": np.linspace(-1, 1, TUNE_MIN_POINTS + 1)})
     field = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)

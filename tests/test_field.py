@@ -14,7 +14,7 @@ from losstopo.testing import analytic_field
 
 
 def make_field():
-    g = Grid.square(resolution=7, dims=2)
+    g = Grid.square(resolution=7, n_components=2)
     x, y = np.meshgrid(*g.axes.values(), indexing="ij")
     path = ProjectedPath(coords=[[0.5, 0.5], [0.0, 0.1]], step=[0, 5], loss=[1.0, 0.1], run="a")
     return LossField(

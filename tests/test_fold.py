@@ -89,7 +89,7 @@ def test_engine_folds_and_matches_the_reference():
     model = _randomize_stats(SmallCNN(1, 10, width=4))
     x, y = torch.rand(40, 1, 8, 8), torch.randint(0, 10, (40,))
     # directions through the BatchNorm parameters too
-    proj = PlaneProjector(model, random_directions(model, n=2, seed=0, ignore=None))
+    proj = PlaneProjector(model, random_directions(model, n_components=2, seed=0, ignore=None))
     grid = Grid.square(resolution=5)
     field = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False)
     assert field.attrs["engine"].endswith("+bn-folded")
@@ -104,7 +104,7 @@ def test_first_layer_split_with_a_folded_tail():
         )
     )
     x, y = torch.randn(30, 6), torch.randint(0, 3, (30,))
-    proj = PlaneProjector(model, random_directions(model, n=2, seed=1, ignore=None))
+    proj = PlaneProjector(model, random_directions(model, n_components=2, seed=1, ignore=None))
     grid = Grid.square(resolution=5)
     field = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False)
     assert field.attrs["engine"] == "sequential+first-layer-split+bn-folded"
@@ -157,7 +157,7 @@ def test_engine_matches_reference_on_awkward_models(build, x):
     torch.manual_seed(0)
     model = _randomize_stats(build())
     inputs, targets = torch.randn(*x), torch.randint(0, 3, (x[0],))
-    proj = PlaneProjector(model, random_directions(model, n=2, seed=0, ignore=None))
+    proj = PlaneProjector(model, random_directions(model, n_components=2, seed=0, ignore=None))
     grid = Grid.square(resolution=5)  # odd: includes the centre
     field = evaluate(model, (inputs, targets), "cross_entropy", proj, grid, progress=False)
     expected = _reference(model, proj, grid, inputs, targets)

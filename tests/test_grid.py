@@ -6,7 +6,7 @@ from losstopo.errors import InvalidParameterError
 
 
 def test_square_axes_and_centre():
-    g = Grid.square(resolution=41, extent=2.0, dims=2)
+    g = Grid.square(resolution=41, extent=2.0, n_components=2)
     assert g.shape == (41, 41)
     assert g.names == ("x", "y")
     ax = g.axes["x"]
@@ -25,7 +25,7 @@ def test_points_c_order():
 
 @pytest.mark.parametrize("dims", [1, 2, 3, 4])
 def test_any_dimension(dims):
-    g = Grid.square(resolution=3, dims=dims)
+    g = Grid.square(resolution=3, n_components=dims)
     assert g.points().shape == (3**dims, dims)
 
 
@@ -39,7 +39,7 @@ def test_around():
     [
         ({"resolution": 1}, "resolution"),
         ({"extent": 0.0}, "extent"),
-        ({"dims": 0}, "dims"),
+        ({"n_components": 0}, "n_components"),
     ],
 )
 def test_square_bad_input(kwargs, match):
@@ -52,3 +52,11 @@ def test_axis_must_increase():
         Grid({"x": [0.0, 0.0, 1.0]})
     with pytest.raises(InvalidParameterError, match="at least 2"):
         Grid({"x": [0.0]})
+
+
+def test_dims_is_the_old_name_of_n_components():
+    with pytest.warns(FutureWarning, match="'dims' is renamed 'n_components'"):
+        old = Grid.square(resolution=3, dims=3)
+    assert old.names == Grid.square(resolution=3, n_components=3).names
+    with pytest.raises(InvalidParameterError, match="give only 'n_components'"):
+        Grid.square(resolution=3, n_components=3, dims=1)

@@ -9,7 +9,7 @@ from losstopo.projectors import is_fitted
 
 
 def test_plane_is_fitted_on_construction(tiny_model):
-    d = random_directions(tiny_model, n=2, ignore=None, seed=0)
+    d = random_directions(tiny_model, n_components=2, ignore=None, seed=0)
     proj = PlaneProjector(tiny_model, d)  # no fit
     assert is_fitted(proj)
     flat = ParameterSpace.from_module(tiny_model).flatten(tiny_model).numpy()
@@ -22,7 +22,7 @@ def test_plane_is_fitted_on_construction(tiny_model):
 
 
 def test_plane_roundtrip(tiny_model):
-    d = random_directions(tiny_model, n=2, ignore=None, seed=0)
+    d = random_directions(tiny_model, n_components=2, ignore=None, seed=0)
     proj = PlaneProjector(tiny_model, d)
     coords = np.array([[0.3, -0.7], [1.0, 2.0]])
     points = proj.inverse_transform(coords)
@@ -32,7 +32,7 @@ def test_plane_roundtrip(tiny_model):
 
 
 def test_plane_clone_rebuilds_the_same_plane(tiny_model):
-    d = random_directions(tiny_model, n=2, ignore=None, seed=0)
+    d = random_directions(tiny_model, n_components=2, ignore=None, seed=0)
     proj = PlaneProjector(tiny_model, d)
     copy = clone(proj)
     assert copy.center is not tiny_model and copy.directions is not d  # deep copies
@@ -50,7 +50,7 @@ def test_plane_least_squares_for_off_plane_points():
 
 
 def test_zero_direction_refused(tiny_model):
-    d = random_directions(tiny_model, n=2, seed=0)
+    d = random_directions(tiny_model, n_components=2, seed=0)
     d[1] = 0
     with pytest.raises(InvalidParameterError, match="Direction 1 has zero norm"):
         PlaneProjector(tiny_model, d)
@@ -67,7 +67,9 @@ def test_direction_size_mismatch(tiny_model):
 
 
 def test_set_params_revalidates(tiny_model):
-    proj = PlaneProjector(tiny_model, random_directions(tiny_model, n=2, ignore=None, seed=0))
+    proj = PlaneProjector(
+        tiny_model, random_directions(tiny_model, n_components=2, ignore=None, seed=0)
+    )
     with pytest.raises(ShapeMismatchError, match="same model"):
         proj.set_params(directions=torch.ones(2, 5))
 

@@ -34,7 +34,7 @@ def test_unflatten_wrong_size():
 def test_filter_normalization_matches_li_et_al():
     torch.manual_seed(0)
     model = SmallCNN(1, 10, width=4)
-    d = random_directions(model, n=2, normalization="filter", ignore="biasbn", seed=3)
+    d = random_directions(model, n_components=2, normalization="filter", ignore="biasbn", seed=3)
     space = ParameterSpace.from_module(model)
     for row in d:
         parts = space.unflatten(row)
@@ -50,7 +50,7 @@ def test_filter_normalization_matches_li_et_al():
 def test_layer_normalization_and_biasbn_copy():
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
-    d = random_directions(model, n=1, normalization="layer", ignore=None, seed=1)[0]
+    d = random_directions(model, n_components=1, normalization="layer", ignore=None, seed=1)[0]
     parts = ParameterSpace.from_module(model).unflatten(d)
     torch.testing.assert_close(parts["weight"].norm(), model.weight.detach().norm())
     torch.testing.assert_close(parts["bias"], model.bias.detach())
@@ -66,10 +66,17 @@ def test_seeded():
 
 def test_orthogonalize():
     model = torch.nn.Linear(10, 10)
-    d = random_directions(model, n=2, seed=0, orthogonalize=True).double()
+    d = random_directions(model, n_components=2, seed=0, orthogonalize=True).double()
     assert abs(float(d[0] @ d[1])) < 1e-6 * float(d[0].norm() * d[1].norm())
 
 
 def test_bad_normalization():
     with pytest.raises(InvalidParameterError, match="'normalization' parameter must be one of"):
         random_directions(torch.nn.Linear(2, 2), normalization="unit")
+
+
+def test_n_is_the_old_name_of_n_components():
+    model = torch.nn.Linear(3, 2)
+    with pytest.warns(FutureWarning, match="'n' is renamed 'n_components'"):
+        old = random_directions(model, n=3, seed=1)
+    assert torch.equal(old, random_directions(model, n_components=3, seed=1))

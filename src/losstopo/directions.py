@@ -8,7 +8,7 @@ Examples
 >>> import torch
 >>> from losstopo import random_directions
 >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
->>> d = random_directions(model, n=2, normalization="filter", ignore="biasbn", seed=0)
+>>> d = random_directions(model, n_components=2, normalization="filter", ignore="biasbn", seed=0)
 >>> d.shape
 torch.Size([2, 23])
 >>> w = model[0].weight
@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .errors import InvalidParameterError, validate_choice, validate_int
+from .errors import InvalidParameterError, renamed_parameter, validate_choice, validate_int
 from .space import Include, ParameterSpace
 
 Normalization = Literal["filter", "layer", "none"]
@@ -31,12 +31,14 @@ Normalization = Literal["filter", "layer", "none"]
 
 def random_directions(
     model: nn.Module,
-    n: int = 2,
+    n_components: int = 2,
     normalization: Normalization = "filter",
     ignore: Literal["biasbn"] | None = "biasbn",
     seed: int = 0,
     include: Include = "all",
     orthogonalize: bool = False,
+    *,
+    n: int | None = None,
 ) -> torch.Tensor:
     """Gaussian directions scaled to the model's weights.
 
@@ -44,7 +46,7 @@ def random_directions(
     ----------
     model : nn.Module
         The model whose weights set the scale (the centre of the landscape).
-    n : int
+    n_components : int
         Number of directions (1 for a 1-D profile, 2 for a plane, 3 for a volume).
     normalization : {"filter", "layer", "none"}
         ``"filter"``: each filter (row of a linear layer, output channel of a convolution) of
@@ -62,9 +64,10 @@ def random_directions(
 
     Returns
     -------
-    torch.Tensor of shape (n, n_params), on the model's device and dtype.
+    torch.Tensor of shape (n_components, n_params), on the model's device and dtype.
     """
-    n = validate_int(n, "n", low=1)
+    n_components = renamed_parameter(n_components, n, "n_components", "n", 2)
+    n = validate_int(n_components, "n_components", low=1)
     validate_choice(normalization, "normalization", ("filter", "layer", "none"))
     validate_choice(ignore, "ignore", ("biasbn", None))
     seed = validate_int(seed, "seed", low=0)

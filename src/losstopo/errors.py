@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,30 @@ def validate_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
             f"The '{name}' parameter must be one of {listed}. Got {value!r} instead."
         )
     return value
+
+
+def renamed_parameter(new: Any, old: Any, new_name: str, old_name: str, default: Any) -> Any:
+    """The value of a renamed keyword: ``new``, or ``old`` (with a :class:`FutureWarning`).
+
+    ``new`` is the new keyword's value (``default`` when not given), ``old`` the old keyword's
+    (``None`` when not given). Giving both differently is an error.
+
+    >>> renamed_parameter(2, None, "n_components", "dims", 2)
+    2
+    """
+    if old is None:
+        return new
+    if new != default and new != old:
+        raise InvalidParameterError(
+            f"Got both '{new_name}'={new!r} and its old name '{old_name}'={old!r}; give only "
+            f"'{new_name}'."
+        )
+    warnings.warn(
+        f"'{old_name}' is renamed '{new_name}'; the old name will be removed.",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return old
 
 
 def validate_output_path(

@@ -12,7 +12,7 @@ Examples
 >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
 <torch._C.Generator object at ...>
 >>> model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
->>> proj = PlaneProjector(model, random_directions(model, n=2, seed=0))
+>>> proj = PlaneProjector(model, random_directions(model, n_components=2, seed=0))
 >>> field = evaluate(model, synthetic_classification(), "cross_entropy", proj,
 ...                  Grid.square(resolution=5), progress=False)
 >>> field.values.shape, sorted(field.metrics)
@@ -428,7 +428,7 @@ def _check_projector(projector: Any, space: ParameterSpace, grid: Grid) -> None:
     if n_comp != grid.ndim:
         raise ShapeMismatchError(
             f"The projector has {n_comp} components but the grid has {grid.ndim} axes; use "
-            f"Grid.square(dims={n_comp}) or a projector with {grid.ndim} components."
+            f"Grid.square(n_components={n_comp}) or a projector with {grid.ndim} components."
         )
     n_params = int(projector.n_params_)
     if n_params != space.n_params:

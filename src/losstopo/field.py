@@ -7,7 +7,7 @@ Examples
 --------
 >>> import numpy as np, tempfile, os
 >>> from losstopo import Grid, LossField
->>> g = Grid.square(resolution=5, dims=2)
+>>> g = Grid.square(resolution=5, n_components=2)
 >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
 >>> field = LossField(values=x**2 + y**2, grid=g, attrs={"note": "bowl"})
 >>> path = os.path.join(tempfile.mkdtemp(), "bowl.h5")

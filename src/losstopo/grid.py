@@ -7,7 +7,7 @@ stores, topology results and exports.
 Examples
 --------
 >>> from losstopo import Grid
->>> g = Grid.square(resolution=5, extent=1.0, dims=2)
+>>> g = Grid.square(resolution=5, extent=1.0, n_components=2)
 >>> g.shape
 (5, 5)
 >>> g.points()[:2]
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidParameterError, validate_float, validate_int
+from .errors import InvalidParameterError, renamed_parameter, validate_float, validate_int
 
 DEFAULT_AXIS_NAMES = ("x", "y", "z")
 
@@ -89,19 +89,23 @@ class Grid:
         cls,
         resolution: int = 41,
         extent: float = 1.0,
-        dims: int = 2,
+        n_components: int = 2,
         names: Sequence[str] | None = None,
+        *,
+        dims: int | None = None,
     ) -> Grid:
-        """Each of ``dims`` axes spans ``[-extent, extent]`` with ``resolution`` points.
+        """Each of ``n_components`` axes spans ``[-extent, extent]`` with ``resolution`` points.
 
-        With an odd resolution the centre (the model itself) is a grid point.
+        With an odd resolution the centre (the model itself) is a grid point. ``dims`` is the
+        old name of ``n_components``.
 
-        >>> Grid.square(resolution=3, extent=2.0, dims=1).axes["x"]
+        >>> Grid.square(resolution=3, extent=2.0, n_components=1).axes["x"]
         array([-2.,  0.,  2.])
         """
         resolution = validate_int(resolution, "resolution", low=2)
         extent = validate_float(extent, "extent", low=0.0, strict_low=True)
-        dims = validate_int(dims, "dims", low=1)
+        n_components = renamed_parameter(n_components, dims, "n_components", "dims", 2)
+        dims = validate_int(n_components, "n_components", low=1)
         names = tuple(names) if names is not None else _axis_names(dims)
         if len(names) != dims:
             raise InvalidParameterError(f"Got {len(names)} axis names for {dims} dimensions.")

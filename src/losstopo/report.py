@@ -13,7 +13,7 @@ Examples
 >>> import numpy as np, tempfile, pathlib
 >>> from losstopo import Grid, LossField
 >>> run = pathlib.Path(tempfile.mkdtemp())
->>> g = Grid.square(resolution=11, dims=2)
+>>> g = Grid.square(resolution=11, n_components=2)
 >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
 >>> LossField(x**2 + y**2, g, attrs={"seed": 0}).save(run / "bowl.h5")
 >>> write_report(run).name

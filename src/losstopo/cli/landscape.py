@@ -157,13 +157,13 @@ def evaluate_and_save(
     if name == "random":
         directions = random_directions(
             task.model,
-            n=k,
+            n_components=k,
             normalization=args.normalization,
             ignore=None if args.ignore == "none" else args.ignore,
             seed=args.seed,
         )
         proj: Any = PlaneProjector(task.model, directions)
-        grid = Grid.square(resolution=args.resolution, extent=args.extent, dims=k)
+        grid = Grid.square(resolution=args.resolution, extent=args.extent, n_components=k)
     else:
         assert traj is not None
         proj = make_fitted(name, k, args.seed, traj, progress=not args.quiet)

@@ -117,7 +117,9 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         )
 
         # 2D landscape around the minimum, filter-normalized random directions.
-        directions = random_directions(model, n=2, normalization="filter", ignore="biasbn", seed=0)
+        directions = random_directions(
+            model, n_components=2, normalization="filter", ignore="biasbn", seed=0
+        )
         plane = PlaneProjector(model, directions)
         t0 = time.perf_counter()
         field = evaluate(

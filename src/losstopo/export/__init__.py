@@ -12,7 +12,7 @@ Examples
 >>> import numpy as np, tempfile
 >>> from losstopo import Grid, LossField
 >>> from losstopo.export import write_paraview
->>> g = Grid.square(resolution=9, dims=3)
+>>> g = Grid.square(resolution=9, n_components=3)
 >>> x, y, z = np.meshgrid(*g.axes.values(), indexing="ij")
 >>> [p.name for p in write_paraview(LossField(x**2 + y**2 + z**2, g), tempfile.mkdtemp())]
 ['field.vti', 'landscape.vtm', 'open_in_paraview.py']

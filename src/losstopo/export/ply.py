@@ -12,7 +12,7 @@ Examples
 >>> import numpy as np, tempfile, os
 >>> from losstopo import Grid, LossField
 >>> from losstopo.export import write_ply
->>> g = Grid.square(resolution=11, dims=2)
+>>> g = Grid.square(resolution=11, n_components=2)
 >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
 >>> out = write_ply(LossField(x**2 + y**2, g), os.path.join(tempfile.mkdtemp(), "bowl.ply"))
 >>> out.read_bytes()[:3]

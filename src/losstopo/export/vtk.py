@@ -212,7 +212,7 @@ def write_paraview(
     --------
     >>> import numpy as np, tempfile
     >>> from losstopo import Grid, LossField
-    >>> g = Grid.square(resolution=9, dims=2)
+    >>> g = Grid.square(resolution=9, n_components=2)
     >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
     >>> [p.name for p in write_paraview(LossField(x**2 + y**2, g), tempfile.mkdtemp())]
     ['field.vti', 'surface.vtp', 'surface.ply', 'landscape.vtm', 'open_in_paraview.py']

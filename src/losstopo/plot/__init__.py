@@ -16,7 +16,7 @@ Examples
 >>> import numpy as np
 >>> from losstopo import Grid, LossField
 >>> from losstopo.plot import plot_contour
->>> g = Grid.square(resolution=21, dims=2)
+>>> g = Grid.square(resolution=21, n_components=2)
 >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
 >>> fig = plot_contour(LossField(x**2 + y**2, g), title="bowl")
 >>> fig.axes[0].get_title()

@@ -4,7 +4,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from losstopo import Grid, LossField
->>> g = Grid.square(resolution=21, dims=2)
+>>> g = Grid.square(resolution=21, n_components=2)
 >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
 >>> fig = plot_contour(LossField(x**2 + y**2, g), title="bowl")
 >>> fig.axes[0].get_title()
@@ -70,7 +70,7 @@ def plot_contour(
     --------
     >>> import numpy as np
     >>> from losstopo import Grid, LossField, ProjectedPath
-    >>> g = Grid.square(resolution=21, dims=2)
+    >>> g = Grid.square(resolution=21, n_components=2)
     >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
     >>> p = ProjectedPath(coords=[[0.8, 0.8], [0.1, 0.0]], step=[0, 10], run="sgd")
     >>> field = LossField(x**2 + y**2, g).with_paths({"sgd": p})
@@ -163,7 +163,7 @@ def plot_surface(
     --------
     >>> import numpy as np
     >>> from losstopo import Grid, LossField
-    >>> g = Grid.square(resolution=15, dims=2)
+    >>> g = Grid.square(resolution=15, n_components=2)
     >>> x, y = np.meshgrid(*g.axes.values(), indexing="ij")
     >>> fig = plot_surface(LossField(x**2 - y**2, g))
     """
@@ -217,7 +217,7 @@ def plot_profile(
     --------
     >>> import numpy as np
     >>> from losstopo import Grid, LossField
-    >>> g = Grid.square(resolution=31, dims=1)
+    >>> g = Grid.square(resolution=31, n_components=1)
     >>> x = g.axes["x"]
     >>> f = LossField(x**2, g, metrics={"test_loss": x**2 + 0.1, "accuracy": 1 - x**2 / 2})
     >>> fig = plot_profile(f)

@@ -87,7 +87,7 @@ class PlaneProjector(LinearProjector):
     >>> import torch
     >>> from losstopo import PlaneProjector, random_directions
     >>> model = torch.nn.Linear(3, 2)
-    >>> proj = PlaneProjector(model, random_directions(model, n=2, ignore=None))
+    >>> proj = PlaneProjector(model, random_directions(model, n_components=2, ignore=None))
     >>> proj.components_.shape
     (2, 8)
     >>> proj.transform(proj.inverse_transform([[0.5, -1.0]])).round(6)
