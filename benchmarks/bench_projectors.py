@@ -136,7 +136,7 @@ def main() -> None:
     for tname, (traj, model, data, loss) in trajectories(args.quick).items():
         reps = {}
         for pname, proj in default_projectors(2, random_state=0).items():
-            rep = fidelity(proj, traj, model, data, loss, holdout=True)
+            rep = fidelity(model, data, loss, proj, traj, holdout=True)
             reps[pname] = rep
             print(
                 f"{tname:<12} {f'{len(traj)}x{traj.n_params}':>12} {pname:<12} {rep.mean_projection_error:>9.3g} "

@@ -21,12 +21,6 @@ from losstopo.models import MLP, SmallCNN
 from losstopo.pinn import poisson_data, poisson_residual, train_pinn
 from losstopo.projectors import AutoEncoderProjector, PCAProjector, PHATEProjector
 
-# fidelity fits clones with sklearn.base.clone and checks fittedness the scikit-learn way
-sklearn_projectors = pytest.mark.skipif(
-    not hasattr(PCAProjector, "__sklearn_is_fitted__"),
-    reason="the projectors are not scikit-learn estimators in this build",
-)
-
 
 @pytest.fixture(scope="module")
 def small_digits():
@@ -82,7 +76,6 @@ def _independent_errors(proj, points):
     return err, rec.astype(np.float32)
 
 
-@sklearn_projectors
 def test_report_values_and_holdout(mlp_traj, small_digits):
     traj, model = mlp_traj
     data = small_digits
@@ -114,7 +107,6 @@ def test_report_values_and_holdout(mlp_traj, small_digits):
     np.testing.assert_array_equal(r2.holdout.indices, [2, 5])
 
 
-@sklearn_projectors
 def test_fidelity_never_modifies_the_projector(mlp_traj, small_digits):
     traj, model = mlp_traj
     unfitted = PCAProjector(2, center="mean")
@@ -132,7 +124,6 @@ def test_fidelity_never_modifies_the_projector(mlp_traj, small_digits):
         np.testing.assert_array_equal(getattr(fitted, k), v, err_msg=k)
 
 
-@sklearn_projectors
 def test_fidelity_uses_the_default_device(mlp_traj, small_digits, monkeypatch):
     traj, model = mlp_traj
     calls = []
@@ -159,7 +150,6 @@ def test_holdout_errors(mlp_traj, small_digits):
         fidelity(model, data, "cross_entropy", PCAProjector(2), traj, holdout="half")
 
 
-@sklearn_projectors
 def test_phate_fidelity_names_decoders(mlp_traj, small_digits):
     traj, model = mlp_traj
     with pytest.raises(InvalidParameterError, match="cannot decode.*PCAProjector"):
@@ -219,7 +209,6 @@ def test_compare_projectors_checks_the_outputs_first(mlp_traj, small_digits, tmp
     assert not [k for k in vars(never) if k.endswith("_")]
 
 
-@sklearn_projectors
 def test_compare_projectors_writes_csv_and_chart(mlp_traj, small_digits, tmp_path):
     traj, model = mlp_traj
     ae = AutoEncoderProjector(hidden=(32, 32), max_epochs=400, random_state=0, progress=False)
@@ -283,7 +272,6 @@ def _acceptance(traj, model, data, loss):
     assert ae.holdout.mean_projection_error <= 0.5 * reps["pca"].holdout.mean_projection_error
 
 
-@sklearn_projectors
 @pytest.mark.slow
 def test_acceptance_two_digits_models_and_a_pinn():
     data = digits("train")
@@ -303,7 +291,6 @@ def test_acceptance_two_digits_models_and_a_pinn():
     _acceptance(pinn_traj, pinn, poisson_data(64), "mse")
 
 
-@sklearn_projectors
 def test_global_trajectory_fidelity(small_digits):
     parts = []
     for seed in (0, 1):
