@@ -49,7 +49,7 @@ from .errors import (
 )
 from .field import LossField, ProjectedPath
 from .grid import Grid
-from .projectors.base import Projector, as_points
+from .projectors.base import LinearDecoder, Projector, as_points
 from .space import ParameterSpace, tensor_hash
 from .store import PointStore
 
@@ -388,8 +388,14 @@ def as_decoder(projector_or_decoder: Any) -> Any:
     ('LinearDecoder', True)
     """
     obj = projector_or_decoder
-    if isinstance(obj, Projector):
-        return obj.decoder()
+    make = getattr(obj, "decoder", None)
+    if callable(make):
+        return make()
+    if getattr(obj, "linear", False):  # a projector of the user's own, linear
+        return LinearDecoder(np.asarray(obj.center_), np.asarray(obj.components_))
+    inverse = getattr(obj, "inverse_transform", None)
+    if callable(inverse):  # a projector of the user's own, decoding
+        return inverse
     if is_linear_decoder(obj) or callable(obj):
         return obj
     raise InvalidTypeError(
@@ -407,7 +413,7 @@ def project_paths(
         part = trajectory.select(run)
         coords = np.asarray(projector.transform(part))
         loss = None
-        if evaluator is not None and projector.decodes:
+        if evaluator is not None and getattr(projector, "decodes", True):
             try:
                 loss = evaluator.evaluate(coords)[:, 0]
             except (PointFailure, NotImplementedError):
@@ -417,20 +423,22 @@ def project_paths(
 
 
 def _check_projector(projector: Any, space: ParameterSpace, grid: Grid) -> None:
-    if not isinstance(projector, Projector):
+    # losstopo's projectors, or a user's own object with the same methods
+    if not all(hasattr(projector, m) for m in ("transform", "inverse_transform", "fingerprint")):
         raise InvalidTypeError(
-            "'projector' must be a losstopo projector (e.g. PlaneProjector); got "
-            f"{type(projector).__name__}."
+            "'projector' must be a losstopo projector (e.g. PlaneProjector) or an object with "
+            f"transform, inverse_transform and fingerprint; got {type(projector).__name__}."
         )
-    projector.check_fitted()
-    projector.decoder()  # a projector that only embeds (PHATE) says so here, naming the others
+    if isinstance(projector, Projector):
+        projector.check_fitted()
+        projector.decoder()  # a projector that only embeds (PHATE) says so here, naming others
     n_comp = int(projector.n_components_)
     if n_comp != grid.ndim:
         raise ShapeMismatchError(
             f"The projector has {n_comp} components but the grid has {grid.ndim} axes; use "
             f"Grid.square(n_components={n_comp}) or a projector with {grid.ndim} components."
         )
-    n_params = int(projector.n_params_)
+    n_params = int(getattr(projector, "n_params_", space.n_params))
     if n_params != space.n_params:
         raise ShapeMismatchError(
             f"The projector maps to {n_params} parameters but the model has {space.n_params}; "
