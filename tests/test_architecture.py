@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("projectors", "topology"),
     ("io", "testing"),
     ("engine", "distributed", "store", "evaluate", "fidelity"),
+    ("hessian", "connectivity", "alignment", "verify", "compare"),
     ("plot", "export", "report"),
     ("cli", "demo"),
 ]
