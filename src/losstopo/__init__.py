@@ -10,6 +10,19 @@ from .evaluate import PointValues, evaluate, evaluate_points
 from .fidelity import FidelityReport, FidelityTable, compare_projectors, embed_with_loss, fidelity
 from .field import LossField, ProjectedPath
 from .grid import Grid
+from .hessian import (
+    CriticalCheck,
+    HessianProjector,
+    HessianSpectrum,
+    HessianTrace,
+    SpectralDensity,
+    check_critical_points,
+    hessian_density,
+    hessian_eigenvalues,
+    hessian_map,
+    hessian_trace,
+    hvp,
+)
 from .projectors import (
     AutoEncoderProjector,
     KernelPCAProjector,
@@ -32,6 +45,17 @@ from .topology import (
 from .trajectory import Trajectory, TrajectoryRecorder, train
 
 __all__ = [
+    "CriticalCheck",
+    "HessianProjector",
+    "HessianSpectrum",
+    "HessianTrace",
+    "SpectralDensity",
+    "check_critical_points",
+    "hessian_density",
+    "hessian_eigenvalues",
+    "hessian_map",
+    "hessian_trace",
+    "hvp",
     "AutoEncoderProjector",
     "FidelityReport",
     "FidelityTable",

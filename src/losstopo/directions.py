@@ -18,8 +18,9 @@ True
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -135,4 +136,55 @@ def _gram_schmidt(rows: torch.Tensor) -> torch.Tensor:
                 "another seed or fewer directions."
             )
         out.append(v * (norm / v.norm()))
+    return torch.stack(out)
+
+
+def normalize_directions(
+    directions: Any,
+    model: nn.Module,
+    normalization: Normalization = "filter",
+    ignore: Literal["biasbn"] | None = None,
+    include: Include = "all",
+) -> torch.Tensor:
+    """Rescale given flat directions to the model's weights, as :func:`random_directions` does.
+
+    Each row of ``directions`` (``(k, n_params)``, e.g. Hessian eigenvectors) is split into the
+    model's tensors and normalised per filter or per layer (``"none"`` leaves it as is).
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Linear(3, 2)
+    >>> d = normalize_directions(torch.ones(1, 8), model, "layer")
+    >>> w = model.weight.detach()
+    >>> bool(torch.isclose(d[0, :6].norm(), w.norm().double()))
+    True
+    """
+    validate_choice(normalization, "normalization", ("filter", "layer", "none"))
+    validate_choice(ignore, "ignore", ("biasbn", None))
+    space = ParameterSpace.from_module(model, include=include)
+    rows = torch.as_tensor(np.asarray(directions, dtype=np.float64))
+    if rows.dim() == 1:
+        rows = rows[None]
+    if rows.dim() != 2 or rows.shape[1] != space.n_params:
+        raise InvalidParameterError(
+            f"The directions have shape {tuple(rows.shape)} but the model has {space.n_params} "
+            "parameters; pass (k, n_params) rows of this model's parameter space."
+        )
+    weights = space.unflatten(space.flatten(model).detach().cpu().double())
+    out = []
+    for row in rows:
+        parts = space.unflatten(row)
+        out.append(
+            torch.cat(
+                [
+                    (
+                        _normalize(parts[n], weights[n], normalization, ignore)
+                        if parts[n].dim() > 1 or ignore == "biasbn"
+                        else parts[n]
+                    ).reshape(-1)
+                    for n in space.names
+                ]
+            )
+        )
     return torch.stack(out)
