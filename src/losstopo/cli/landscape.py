@@ -1,7 +1,7 @@
 """``losstopo landscape``: a loss field around a model, on a random plane or a fitted projector.
 
 ``--projector random`` (the default) spans filter-normalized random directions around the model
-(Li et al.); ``pca``, ``kpca``, ``umap`` and ``autoencoder`` are fitted on ``--trajectory`` (a
+(Li et al.); ``hessian`` spans the top Hessian eigenvectors at the model; ``pca``, ``kpca``, ``umap`` and ``autoencoder`` are fitted on ``--trajectory`` (a
 folder of ``*.pt`` checkpoints or a ``.npz`` written by :meth:`losstopo.Trajectory.save`), the grid
 covers the projected trajectory, and the trajectory is drawn in the field. A built-in model
 trained here (``mlp``, ``cnn``, ``pinn`` without ``--checkpoint``) records its own trajectory, used
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 DESCRIPTION = """\
 Evaluate the loss on a grid and write it as one HDF5 field (--out FILE).
 --projector random (default): filter-normalized random directions around the model.
+--projector hessian: the top Hessian eigenvectors at the model (scaled by --normalization).
 --projector pca|kpca|umap|autoencoder: fitted on --trajectory (a folder of *.pt checkpoints or a
 .npz written by Trajectory.save); the grid covers the projected trajectory, which is drawn in the
 field. A built-in model trained here (mlp, cnn, pinn without --checkpoint) uses its own
@@ -47,12 +48,12 @@ def check_projector_name(name: str) -> str:
     """``name`` if it is ``random`` or a decoding projector of the registry, else one sentence."""
     from ..projectors import PROJECTORS
 
-    if name == "random":
+    if name in ("random", "hessian"):
         return name
     if name in PROJECTORS and name != "plane" and PROJECTORS[name].decodes:
         return name
     choices = ", ".join(
-        ["random", *(k for k, c in PROJECTORS.items() if c.decodes and k != "plane")]
+        ["random", "hessian", *(k for k, c in PROJECTORS.items() if c.decodes and k != "plane")]
     )
     if name in PROJECTORS:
         raise InvalidParameterError(
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     name = check_projector_name(args.projector)
     task = resolve_task(args.model, args.data, args.loss, seed=args.seed)
     own_trajectory = task.trainable and not args.checkpoint
-    if name != "random" and not args.trajectory and not own_trajectory:
+    if name not in ("random", "hessian") and not args.trajectory and not own_trajectory:
         raise InvalidParameterError(
             f"--projector {name} is fitted on a trajectory; pass --trajectory DIR_OR_FILE (a "
             "folder of *.pt checkpoints or a .npz from Trajectory.save), or use a built-in model "
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     trained = prepare_model(args, task)
     if args.workers > 1:
         return spawn(args, task, trained, name)
-    traj = given if given is not None else (trained if name != "random" else None)
+    traj = given if given is not None else (trained if name not in ("random", "hessian") else None)
     return evaluate_and_save(args, task, name, k, traj, out)
 
 
@@ -125,7 +126,7 @@ def spawn(args: argparse.Namespace, task: Task, trained: Trajectory | None, name
         ckpt = Path(tmp) / "model.pt"
         torch.save(task.model.state_dict(), ckpt)
         replace = {"--checkpoint": str(ckpt)}
-        if name != "random" and not args.trajectory and trained is not None:
+        if name not in ("random", "hessian") and not args.trajectory and trained is not None:
             replace["--trajectory"] = str(Path(tmp) / "trajectory.npz")
             trained.save(replace["--trajectory"])
         return run_workers(args.argv, args.workers, replace)
@@ -164,6 +165,19 @@ def evaluate_and_save(
         )
         proj: Any = PlaneProjector(task.model, directions)
         grid = Grid.square(resolution=args.resolution, extent=args.extent, n_components=k)
+    elif name == "hessian":
+        from ..hessian import HessianProjector
+
+        proj = HessianProjector(
+            task.model,
+            task.data,
+            task.loss,
+            n_components=k,
+            normalization=args.normalization,
+            seed=args.seed,
+            device=args.device,
+        ).fit()
+        grid = Grid.square(resolution=args.resolution, extent=args.extent, n_components=k)
     else:
         assert traj is not None
         proj = make_fitted(name, k, args.seed, traj, progress=not args.quiet)
@@ -193,7 +207,8 @@ def evaluate_and_save(
         },
     )
     if rank == 0 and not args.quiet:
-        print(describe_result(field, out, time.perf_counter() - t0, centred=name == "random"))
+        centred = name in ("random", "hessian")
+        print(describe_result(field, out, time.perf_counter() - t0, centred=centred))
     return 0
 
 
@@ -237,8 +252,9 @@ def register(subparsers: Any) -> None:
         "--projector",
         default="random",
         metavar="NAME",
-        help="random (default: filter-normalized random plane around the model), or pca, kpca, "
-        "umap, autoencoder fitted on --trajectory",
+        help="random (default: filter-normalized random plane around the model), hessian (the "
+        "top Hessian eigenvectors at the model, scaled by --normalization), or pca, kpca, umap, "
+        "autoencoder fitted on --trajectory",
     )
     land.add_argument(
         "--trajectory",

@@ -9,7 +9,7 @@ Fields are :class:`~losstopo.LossField` objects; topology arguments are the resu
 :class:`~losstopo.topology.CriticalPoints`, :class:`~losstopo.topology.MergeTree`,
 :class:`~losstopo.topology.PersistenceDiagram`). The modules: :mod:`.axes` (shared helpers and
 saving), :mod:`.fields` (contour, surface, profile), :mod:`.topology` (diagrams, barcodes, merge
-trees), :mod:`.charts` (fidelity bars, barrier curves).
+trees), :mod:`.charts` (fidelity bars, barrier curves), :mod:`.hessian` (spectral density).
 
 Examples
 --------
@@ -28,6 +28,7 @@ from __future__ import annotations
 from .axes import log_loss_values, save_figure
 from .charts import plot_barrier, plot_fidelity
 from .fields import plot_contour, plot_profile, plot_surface
+from .hessian import plot_spectral_density
 from .topology import plot_barcode, plot_merge_tree, plot_persistence_diagram
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "plot_merge_tree",
     "plot_persistence_diagram",
     "plot_profile",
+    "plot_spectral_density",
     "plot_surface",
     "save_figure",
 ]
