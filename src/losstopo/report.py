@@ -38,6 +38,7 @@ import numpy as np
 from ._version import __version__
 from .errors import InvalidParameterError, validate_output_path
 from .field import LossField
+from .hessian.checks import CriticalCheck
 from .topology import TopologySummary
 
 MAX_IMAGE_BYTES = 8 * 2**20
@@ -387,4 +388,41 @@ def _summary_html(s: TopologySummary) -> str:
         keys = ["coords", "value", "saddle_value", "persistence", "size", "fraction", "flatness"]
         table = [[i] + [getattr(r, k) for k in keys] for i, r in enumerate(b.rows[:MAX_LIST])]
         html += "<h4>Basins</h4>" + _grid_table(["#", *keys], table)
+    check = CriticalCheck.from_summary(s)
+    if check is not None and len(check):
+        html += _full_space_html(check)
     return html
+
+
+def _full_space_html(check: CriticalCheck) -> str:
+    """The full-space check of a picture's critical points (``check_critical_points``)."""
+    names = {0: "minimum", 1: "1-saddle", 2: "2-saddle", 3: "maximum"}
+    rows = []
+    for j in range(min(len(check), MAX_LIST)):
+        status = "-"
+        if check.type[j] == 0:
+            status = "yes" if check.is_full_space_minimum[j] else "no: a saddle in full space"
+        rows.append(
+            [
+                names.get(int(check.type[j]), str(check.type[j])),
+                check.coords[j].tolist(),
+                check.value[j],
+                np.linalg.eigvalsh(check.fitted_hessian[j]).tolist(),
+                np.linalg.eigvalsh(check.plane_hessian[j]).tolist(),
+                check.lambda_min[j],
+                check.lambda_max[j],
+                check.grad_norm[j],
+                status,
+            ]
+        )
+    header = [
+        "type", "coords", "value", "fitted Hessian eig.", "plane Hessian eig. (HVP)",
+        "full-space lambda_min", "full-space lambda_max", "gradient norm", "full-space minimum",
+    ]  # fmt: skip
+    note = (
+        f"<p>Each persistent critical point decoded to parameters: its Hessian restricted to "
+        f"the picture (Jacobian: {_esc(check.jacobian)}) next to the fit of the picture's "
+        f"values, and {check.attrs.get('lanczos_steps', '?')} Lanczos steps in the full space. "
+        "A negative full-space lambda_min proves the point is not a minimum of the network.</p>"
+    )
+    return "<h4>Critical points in the full parameter space</h4>" + note + _grid_table(header, rows)

@@ -11,7 +11,10 @@
    Neuro-Visualizer auto-encoder for both models, a global auto-encoder landscape over two MLP
    runs from different seeds, and the fidelity table of PCA, Kernel-PCA, UMAP and the
    auto-encoder.
-6. Fields (HDF5), PNG plots, ``summary.json`` and a self-contained ``report.html``.
+6. The Hessian at each minimum (:mod:`losstopo.demo.hessian`): extreme eigenvalues, trace and
+   spectral density; for the MLP, Li et al.'s curvature map of the plane and every persistent
+   critical point of the plane checked in the full parameter space.
+7. Fields (HDF5), PNG plots, ``summary.json`` and a self-contained ``report.html``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ..report import write_report
 from ..space import ParameterSpace
 from ..topology import TopologySummary, analyze
 from ..trajectory import Trajectory, train
+from .hessian import run_hessian_demo
 from .projectors import DemoRun, run_projector_demo
 
 
@@ -135,6 +139,9 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         plane_seconds = time.perf_counter() - t0
         log(f"{spec.name}: {field.grid.size}-point random-plane landscape in {plane_seconds:.1f} s")
         topo = analyze(field, min_persistence=TOPOLOGY_MIN_PERSISTENCE)
+        topo, hessian_summary = run_hessian_demo(
+            out, spec.name, model, train_data, plane, field, topo, log, full=spec.name == "mlp"
+        )
         field = field.with_topology(topo)
         field.save(out / f"{spec.name}_plane.h5")
         topology[spec.name] = topo.to_dict()
@@ -210,6 +217,7 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         summary["models"][spec.name] = _model_summary(
             spec, traj, field, profile, plane_seconds, topo
         )
+        summary["models"][spec.name]["hessian"] = hessian_summary
         runs.append(
             DemoRun(spec.name, model, traj, train_data, spec.build, spec.epochs, spec.lr, bn)
         )

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, InvalidTypeError
 from ..field import LossField
+from ..hessian.checks import CriticalCheck
 from ..topology import MergeTree, TopologySummary
 from ._common import HeightMap, pad3, pyvista
 
@@ -113,10 +114,41 @@ def summary_critical_polydata(
     p = pad3(cp.coords) if len(cp) else np.zeros((0, 3))
     if height is not None and field.grid.ndim == 2:
         p[:, 2] = height(cp.value)
-    return critical_points_polydata(
+    mesh = critical_points_polydata(
         p, cp.type, cp.value, persistence=pers, pair_ids=summary.critical_pair_ids(),
         multiplicity=cp.multiplicity, index=cp.index, boundary=cp.boundary,
     )  # fmt: skip
+    check = CriticalCheck.from_summary(summary)
+    if check is not None:
+        add_full_space_arrays(mesh, cp.index, cp.type, check)
+    return mesh
+
+
+def add_full_space_arrays(mesh: Any, index: Any, types: Any, check: CriticalCheck) -> None:
+    """Point arrays of a full-space check (:func:`losstopo.check_critical_points`), by vertex.
+
+    ``FullSpaceLambdaMin`` / ``FullSpaceLambdaMax`` (extreme full-space Hessian eigenvalues),
+    ``FullSpaceGradNorm`` and ``FullSpaceMinimum`` (1: a picture minimum that is a full-space
+    minimum, 0: a picture minimum that is a full-space saddle, -1: not a minimum); NaN / -1 for
+    points the check did not cover.
+    """
+    rows = {
+        (int(i), int(t)): j for j, (i, t) in enumerate(zip(check.index, check.type, strict=True))
+    }
+    n = len(index)
+    lmin, lmax, gnorm = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    is_min = np.full(n, -1, dtype=np.int8)
+    for k, (i, t) in enumerate(zip(index, types, strict=True)):
+        j = rows.get((int(i), int(t)))
+        if j is None:
+            continue
+        lmin[k], lmax[k], gnorm[k] = check.lambda_min[j], check.lambda_max[j], check.grad_norm[j]
+        if int(t) == 0:
+            is_min[k] = int(bool(check.is_full_space_minimum[j]))
+    mesh.point_data["FullSpaceLambdaMin"] = lmin
+    mesh.point_data["FullSpaceLambdaMax"] = lmax
+    mesh.point_data["FullSpaceGradNorm"] = gnorm
+    mesh.point_data["FullSpaceMinimum"] = is_min
 
 
 def freudenthal_offsets(ndim: int) -> np.ndarray:

@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,13 +39,23 @@ import numpy as np
 
 from ..errors import InvalidParameterError, InvalidTypeError, validate_int
 from ..evaluate import as_decoder
+from ..jsonable import to_jsonable
 from ..projectors.base import LinearDecoder
 from ..topology import TopologySummary, analyze
 from ..topology.hessian_fit import fit_hessian
 from .lanczos import lanczos
 from .operator import hvp
 
-__all__ = ["CriticalCheck", "check_critical_points", "decoder_jacobian", "plane_hessian"]
+#: Where :meth:`CriticalCheck.attach` keeps the check in a summary's ``attrs``.
+CHECK_KEY = "full_space_check"
+
+__all__ = [
+    "CHECK_KEY",
+    "CriticalCheck",
+    "check_critical_points",
+    "decoder_jacobian",
+    "plane_hessian",
+]
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,22 @@ class CriticalCheck:
             "n_hvp": int(self.n_hvp),
             "attrs": dict(self.attrs),
         }
+
+    def attach(self, summary: TopologySummary) -> TopologySummary:
+        """``summary`` with this check in its ``attrs["full_space_check"]``.
+
+        Saved with the summary (``LossField.save``, ``store_topology``), written by the VTK
+        export as point arrays of the critical points, and shown in the HTML report. Read it
+        back with :meth:`from_summary`.
+        """
+        attrs = {**summary.attrs, CHECK_KEY: to_jsonable(self.to_dict())}
+        return dataclasses.replace(summary, attrs=attrs)
+
+    @classmethod
+    def from_summary(cls, summary: TopologySummary) -> CriticalCheck | None:
+        """The check attached to ``summary`` by :meth:`attach`, or ``None``."""
+        stored = summary.attrs.get(CHECK_KEY)
+        return None if stored is None else cls.from_dict(stored)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CriticalCheck:
