@@ -40,6 +40,7 @@ bench: install-test
 	$(PY) benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_topology.py
 	$(PY) benchmarks/bench_projectors.py
+	$(PIP) install -q --no-deps curvlinops-for-pytorch einops einconv linear_operator opt-einsum && $(PY) benchmarks/bench_hessian.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
