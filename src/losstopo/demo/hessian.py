@@ -29,9 +29,9 @@ from ..hessian import (
 from ..topology import TopologySummary
 
 #: Sizes that keep the step within a few seconds per model on 2 CPU cores.
-EIGEN_K = 3
-TRACE_SAMPLES = 30
-DENSITY_STEPS = 40
+EIGEN_K = 2
+TRACE_SAMPLES = 20
+DENSITY_STEPS = 30
 DENSITY_RUNS = 2
 MAP_RESOLUTION = 7
 MAP_STEPS = 12
