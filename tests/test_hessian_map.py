@@ -156,3 +156,17 @@ def test_a_picture_minimum_can_be_a_full_space_saddle():
     assert check.lambda_max[minimum] == pytest.approx(2.0)
     assert not check.is_full_space_minimum[minimum]
     assert check.n_saddles_in_full_space == 1
+
+
+def test_decoder_jacobian_of_a_curved_decoder():
+    from losstopo.hessian import decoder_jacobian
+
+    def decoder(z):
+        z = np.asarray(z, dtype=np.float64)
+        return np.stack([z[:, 0] ** 2, z[:, 0] * z[:, 1], np.sin(z[:, 1])], axis=1)
+
+    z = np.array([0.3, -0.7])
+    jac, how = decoder_jacobian(decoder, z, np.array([1e-4, 1e-4]))
+    want = np.array([[2 * z[0], 0.0], [z[1], z[0]], [0.0, np.cos(z[1])]])
+    assert how == "central differences"
+    np.testing.assert_allclose(jac, want, atol=1e-7)
