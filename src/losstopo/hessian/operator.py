@@ -5,7 +5,8 @@ reduction, added over every batch of the data and divided by the number of sampl
 model in eval mode (BatchNorm uses its running statistics). The product ``H v`` is the
 derivative of ``grad(L) . v``, differentiated a second time in reverse mode (or, with
 ``mode="forward-over-reverse"``, ``torch.func.jvp`` of ``torch.func.grad``), batch by batch,
-accumulated in float64. The caller's model is never
+accumulated in float64. When the data fits in one batch, the gradient's graph is built once
+per point and kept, so each further product is a single backward pass. The caller's model is never
 touched: the operator holds a private eval-mode copy.
 
 Parameters that the loss does not depend on give zero rows and columns of the Hessian.
@@ -89,6 +90,10 @@ class HessianOperator(LinearOperator):
         self.param_dtype = dtype
         self.n_hvp = 0
         self.mode = mode
+        #: keep the gradient's graph between products when the data is one batch (one backward
+        #: pass per product instead of a forward and two backward passes)
+        self.cache_graph = True
+        self._graph: tuple[dict[str, torch.Tensor], tuple[Any, ...]] | None = None
         self._params = self._as_dict(center)
 
     # ------------------------------------------------------------------ building blocks
@@ -119,6 +124,7 @@ class HessianOperator(LinearOperator):
         other = copy.copy(self)
         other.center = flat
         other._params = other._as_dict(flat)
+        other._graph = None
         other.n_hvp = 0
         return other
 
@@ -139,8 +145,44 @@ class HessianOperator(LinearOperator):
             out += torch.cat([g[k].reshape(-1) for k in self.space.names]).double()
         return out.cpu().numpy()
 
+    def _one_batch(self) -> bool:
+        return self.data.resident and self.data.n_samples <= self.batch_size
+
+    def _cached_hv(self, tangent: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One backward pass through the gradient's graph, built once for one-batch data."""
+        if self._graph is None:
+            ((x, y),) = list(self._batches())
+            leaves = {k: p.detach().requires_grad_(True) for k, p in self._params.items()}
+            with torch.enable_grad():
+                value = self._batch_loss(x, y)(leaves)
+                grads = torch.autograd.grad(
+                    value, list(leaves.values()), create_graph=True, allow_unused=True
+                )
+            self._graph = (leaves, grads)
+        leaves, grads = self._graph
+        with torch.enable_grad():
+            terms = [
+                (g * tangent[k]).sum()
+                for g, k in zip(grads, leaves, strict=True)
+                if g is not None and g.requires_grad
+            ]
+            if not terms:
+                return torch.zeros(self.space.n_params, dtype=torch.float64, device=self.device)
+            hv = torch.autograd.grad(
+                torch.stack(terms).sum(), list(leaves.values()), retain_graph=True,
+                allow_unused=True,
+            )  # fmt: skip
+        return torch.cat(
+            [
+                (h if h is not None else torch.zeros_like(leaves[k])).reshape(-1)
+                for h, k in zip(hv, leaves, strict=True)
+            ]
+        ).double()
+
     def _hv(self, vec: torch.Tensor) -> torch.Tensor:
         tangent = self._as_dict(vec.to(self.param_dtype))
+        if self.mode == "reverse-over-reverse" and self.cache_graph and self._one_batch():
+            return self._cached_hv(tangent)
         out = torch.zeros(self.space.n_params, dtype=torch.float64, device=self.device)
         for x, y in self._batches():
             f = self._batch_loss(x, y)
