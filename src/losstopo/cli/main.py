@@ -15,7 +15,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import LosstopoError
-from . import compare_projectors, demo, export, info, landscape, report, topology
+from . import align, compare_projectors, connect, demo, export, info, landscape, report, topology
 
 OUT_RULE = """\
 --out names a FILE for a command that writes one file (landscape, report) and a DIRECTORY for a
@@ -31,6 +31,8 @@ COMMANDS: list[Callable[[Any], None]] = [
     export.register,
     report.register,
     compare_projectors.register,
+    connect.register,
+    align.register,
 ]
 
 
