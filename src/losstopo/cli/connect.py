@@ -113,7 +113,7 @@ def register(subparsers: Any) -> None:
     add_pair_arguments(p)
     p.add_argument("--kind", default="bezier", choices=["bezier", "polychain"])
     p.add_argument("--epochs", type=int, default=40, help="curve training epochs (default 40)")
-    p.add_argument("--lr", type=float, default=0.1, help="curve learning rate (default 0.1)")
+    p.add_argument("--lr", type=float, default=0.4, help="curve learning rate (default 0.4)")
     p.add_argument("--resolution", type=int, default=21, help="plane grid points per axis")
     p.add_argument("--out", required=True, help=OUT_DIRECTORY)
     p.set_defaults(func=run)
