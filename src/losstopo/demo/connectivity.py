@@ -33,9 +33,9 @@ from ..export import write_connectivity
 from ..plot import plot_barrier, plot_contour, save_figure
 
 #: Bezier training epochs, positions along each path, plane grid points per axis.
-CURVE_EPOCHS = 40
+CURVE_EPOCHS = 20
 N_POINTS = 21
-PLANE_RESOLUTION = 21
+PLANE_RESOLUTION = 17
 
 __all__ = ["CURVE_EPOCHS", "run_connectivity_demo"]
 
