@@ -242,14 +242,13 @@ def fit_curve(
     for p in net.parameters():
         p.requires_grad_(False)
     net.train()
-    opt = torch.optim.SGD([bend], lr=lr, momentum=momentum)
+    velocity = torch.zeros_like(bend)  # SGD with momentum (torch.optim.SGD's update), by hand
     gen = torch.Generator().manual_seed(seed)
     history = []
     bar = _bar(epochs, progress)
     try:
         for epoch in range(epochs):
-            for group in opt.param_groups:
-                group["lr"] = lr * lr_factor(epoch, epochs)
+            step = lr * lr_factor(epoch, epochs)
             total, count = 0.0, 0
             for x, y in _shuffled(train_data, batch_size, gen, dev):
                 t = float(torch.rand((), generator=gen))
@@ -257,9 +256,10 @@ def fit_curve(
                 flat = float(w[0]) * start + float(w[1]) * bend + float(w[2]) * end
                 params = space.unflatten(flat)
                 value = loss_fn(functional_call(net, params, (x,)), y)
-                opt.zero_grad()
-                value.backward()
-                opt.step()
+                (grad,) = torch.autograd.grad(value, bend)
+                with torch.no_grad():
+                    velocity.mul_(momentum).add_(grad)
+                    bend.sub_(velocity, alpha=step)
                 total += float(value.detach()) * len(x)
                 count += len(x)
             history.append(total / max(count, 1))
