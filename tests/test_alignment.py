@@ -163,3 +163,20 @@ def test_different_architectures_are_refused():
             nn.Sequential(nn.Linear(2, 3)),
             nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3)),
         )
+
+
+def test_permute_points_matches_apply_permutation_on_every_row():
+    from losstopo import ParameterSpace
+    from losstopo.alignment import permute_points
+
+    model, _ = _build("cnn_bn", 2)
+    other, _ = _build("cnn_bn", 3)
+    space = ParameterSpace.from_module(model)
+    perm = Permutation.random(permutation_spec(model), seed=4)
+    rows = torch.stack([space.flatten(model), space.flatten(other)]).numpy()
+    moved = permute_points(model, rows, perm)
+    for i, m in enumerate((model, other)):
+        expected = space.flatten(apply_permutation(m, perm)).numpy()
+        np.testing.assert_array_equal(moved[i], expected)
+    with pytest.raises(InvalidParameterError, match="points have 3 parameters"):
+        permute_points(model, np.zeros((1, 3)), perm)

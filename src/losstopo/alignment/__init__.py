@@ -17,6 +17,7 @@ from .matching import (
     Permutation,
     activation_matching,
     apply_permutation,
+    permute_points,
     permute_state,
     weight_matching,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "align",
     "apply_permutation",
     "permutation_spec",
+    "permute_points",
     "permute_state",
     "weight_matching",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "Permutation",
     "activation_matching",
     "apply_permutation",
+    "permute_points",
     "permute_state",
     "weight_matching",
 ]
@@ -125,6 +126,43 @@ def apply_permutation(model: nn.Module, permutation: Permutation) -> nn.Module:
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     new.load_state_dict(permute_state(state, permutation))
     return new
+
+
+def permute_points(model: nn.Module, points: Any, permutation: Permutation) -> np.ndarray:
+    """Flat parameter vectors of ``model`` (rows of ``points``, e.g. a Trajectory's checkpoints)
+    with ``permutation`` applied, as :func:`apply_permutation` would to each model.
+
+    Use it to draw a second run's whole trajectory after aligning its final model to a first
+    run's: every checkpoint permuted alike.
+
+    >>> from losstopo import ParameterSpace
+    >>> from losstopo.models import MLP
+    >>> m = MLP(3, (4,), 2)
+    >>> p = Permutation.random(permutation_spec(m), seed=0)
+    >>> flat = ParameterSpace.from_module(m).flatten(apply_permutation(m, p)).numpy()
+    >>> row = ParameterSpace.from_module(m).flatten(m).numpy()
+    >>> bool((permute_points(m, row[None], p)[0] == flat).all())
+    True
+    """
+    from ..projectors.base import as_points
+    from ..space import ParameterSpace
+
+    rows = as_points(points, "points")
+    space = ParameterSpace.from_module(model)
+    if rows.shape[1] != space.n_params:
+        raise InvalidParameterError(
+            f"The points have {rows.shape[1]} parameters but the model has {space.n_params}; "
+            "pass the model the points were recorded from."
+        )
+    permutation.spec.check(model)
+    out = rows.copy()
+    for name, shape, sl in zip(space.names, space.shapes, space.slices().values(), strict=True):
+        block = rows[:, sl].reshape(len(rows), *shape)
+        for axis, perm in enumerate(permutation.spec.axes.get(name, ())):
+            if perm is not None:
+                block = np.take(block, permutation.perms[perm], axis=axis + 1)
+        out[:, sl] = block.reshape(len(rows), -1)
+    return out
 
 
 def _resolve_spec(model_a: nn.Module, model_b: nn.Module, spec: Any) -> PermutationSpec:

@@ -14,7 +14,7 @@ Examples
 --------
 >>> from losstopo.demo.connectivity import CURVE_EPOCHS
 >>> CURVE_EPOCHS
-40
+20
 """
 
 from __future__ import annotations
