@@ -311,13 +311,14 @@ def _node_stats(
             out = super().run_node(n)
             if n.name in wanted:
                 feats = out.detach().movedim(1, -1).reshape(-1, out.shape[1])
-                captured[n.name].append(feats.double())
+                captured[n.name].append(feats.double().cpu())
             return out
 
     seen = 0
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
-        for x, _ in data.batches(batch_size, "cpu"):
-            x = x[: max_samples - seen]
+        for x, _ in data.batches(batch_size, device):
+            x = x[: max_samples - seen].to(device)
             Recorder(gm).run(x)
             seen += len(x)
             if seen >= max_samples:
