@@ -220,6 +220,10 @@ def test_demo_end_to_end(tmp_path):
         assert (out / f"fidelity_{name}.csv").exists() and (out / f"fidelity_{name}.png").exists()
     html = (out / "report.html").read_text()
     assert "Projector fidelity" in html and "fidelity_global.csv" in html
+    conn = proj["connectivity"]  # part three: the two MLP runs' barriers
+    assert conn["ratio_to_linear"]["weights"] <= 0.15 and conn["ratio_to_linear"]["bezier"] <= 0.1
+    assert (out / "connectivity" / "plane.h5").exists()
+    assert (out / "paraview" / "connectivity" / "landscape.vtm").exists()
 
 
 def test_topology_save_keeps_a_store_resumable(tmp_path, tiny_model, tiny_data):

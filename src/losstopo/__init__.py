@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .alignment import (
+    AlignmentReport,
+    Permutation,
+    PermutationSpec,
+    activation_matching,
+    align,
+    apply_permutation,
+    permutation_spec,
+    weight_matching,
+)
+from .connectivity import Curve, PathProfile, connecting_plane, fit_curve, interpolate
 from .data import resolve_loss
 from .directions import random_directions
 from .errors import LosstopoError
@@ -45,6 +56,19 @@ from .topology import (
 from .trajectory import Trajectory, TrajectoryRecorder, train
 
 __all__ = [
+    "AlignmentReport",
+    "Curve",
+    "PathProfile",
+    "Permutation",
+    "PermutationSpec",
+    "activation_matching",
+    "align",
+    "apply_permutation",
+    "connecting_plane",
+    "fit_curve",
+    "interpolate",
+    "permutation_spec",
+    "weight_matching",
     "CriticalCheck",
     "HessianProjector",
     "HessianSpectrum",

@@ -15,7 +15,18 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import LosstopoError
-from . import compare_projectors, demo, export, hessian, info, landscape, report, topology
+from . import (
+    align,
+    compare_projectors,
+    connect,
+    demo,
+    export,
+    hessian,
+    info,
+    landscape,
+    report,
+    topology,
+)
 
 OUT_RULE = """\
 --out names a FILE for a command that writes one file (landscape, report) and a DIRECTORY for a
@@ -32,6 +43,8 @@ COMMANDS: list[Callable[[Any], None]] = [
     report.register,
     compare_projectors.register,
     hessian.register,
+    connect.register,
+    align.register,
 ]
 
 

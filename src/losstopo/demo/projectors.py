@@ -41,6 +41,7 @@ from ..plot import plot_fidelity, save_figure
 from ..projectors import AutoEncoderProjector, PCAProjector
 from ..topology import TopologySummary, analyze
 from ..trajectory import Trajectory, train
+from .connectivity import run_connectivity_demo
 
 #: Points per axis of the PCA and auto-encoder landscapes (the global one uses 41).
 LANDSCAPE_RESOLUTION = 31
@@ -148,6 +149,9 @@ def run_projector_demo(
         progress=False,
     )
     log(f"{first.name}-seed1: trained {first.epochs} epochs in {time.perf_counter() - t0:.1f} s")
+    summary["connectivity"] = run_connectivity_demo(
+        out, first.model, second_model, first.train_data, log=log
+    )
     both = Trajectory.concat([first.trajectory.with_run(f"{first.name}-seed0"), second])
     ae, fit = _fit_autoencoder(both, anchors="circle")
     field, topo, seconds = landscape(

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+from .connectivity_vtk import profiles_polydata, write_connectivity
 from .ply import colors_for, height_surface, write_ply
 from .topology_vtk import (
     critical_points_polydata,
@@ -40,8 +41,10 @@ __all__ = [
     "merge_tree_arcs",
     "merge_tree_polydata",
     "paths_polydata",
+    "profiles_polydata",
     "steepest_descent",
     "summary_critical_polydata",
+    "write_connectivity",
     "write_paraview",
     "write_ply",
 ]

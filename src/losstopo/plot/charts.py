@@ -126,32 +126,60 @@ def _curves(losses: Any) -> list[np.ndarray]:
     return list(np.atleast_2d(arr))
 
 
+def _profiles(obj: Any) -> list[tuple[str, Any]] | None:
+    """``(label, PathProfile)`` pairs when ``obj`` is a profile, a list or a dict of them."""
+    from ..connectivity import PathProfile
+
+    if isinstance(obj, PathProfile):
+        return [(obj.kind, obj)]
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, PathProfile) for v in obj.values()):
+        return [(str(k), v) for k, v in obj.items()]
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, PathProfile) for v in obj):
+        return [(v.kind, v) for v in obj]
+    return None
+
+
 def plot_barrier(
-    t: Any, losses: Any, ax: Axes | None = None, labels: Sequence[str] | None = None
+    t: Any, losses: Any = None, ax: Axes | None = None, labels: Sequence[str] | None = None
 ) -> Figure:
     """Loss along interpolation/connectivity curves, with each curve's barrier height marked.
 
     ``losses`` is one curve (n,) or several (k, n) / a list of (n,) arrays sampled at ``t``. The
-    barrier is the largest excess over the straight line between the curve's end values.
+    barrier is the largest excess over the straight line between the curve's end values. Or give
+    :class:`~losstopo.connectivity.PathProfile` objects as ``t`` alone (one, a list, or a dict
+    label -> profile), each drawn at its own ``t``.
 
     >>> import numpy as np
     >>> t = np.linspace(0, 1, 11)
     >>> fig = plot_barrier(t, [1 + np.sin(np.pi * t), 1 + 0 * t], labels=["linear", "bezier"])
+    >>> from losstopo.connectivity import PathProfile
+    >>> fig = plot_barrier({"linear": PathProfile.from_values(t, 1 + np.sin(np.pi * t))})
     """
-    tt = np.asarray(t, dtype=np.float64).ravel()
-    curves = _curves(losses)
-    for i, c in enumerate(curves):
+    profiles = _profiles(t) if losses is None else None
+    if profiles is not None:
+        pairs = [(np.asarray(p.t, dtype=np.float64), np.asarray(p.loss)) for _, p in profiles]
+        labels = labels if labels is not None else [name for name, _ in profiles]
+    elif losses is None:
+        raise InvalidTypeError(
+            "plot_barrier needs t and losses, or PathProfile objects (one, a list or a dict) as "
+            f"its first argument; got {type(t).__name__} alone."
+        )
+    else:
+        tt = np.asarray(t, dtype=np.float64).ravel()
+        pairs = [(tt, c) for c in _curves(losses)]
+    for i, (tt, c) in enumerate(pairs):
         if c.size != tt.size:
             raise InvalidParameterError(
                 f"plot_barrier: curve {i} has {c.size} losses for {tt.size} values of t; "
                 "sample every curve at the same t."
             )
+    curves = [c for _, c in pairs]
     if labels is not None and len(labels) != len(curves):
         raise InvalidParameterError(
             f"plot_barrier got {len(labels)} labels for {len(curves)} curves; give one per curve."
         )
     fig, ax = new_axes(ax)
-    for i, c in enumerate(curves):
+    for i, (tt, c) in enumerate(pairs):
         name = labels[i] if labels is not None else f"curve {i}"
         line = ax.plot(tt, c, "-", lw=1.8, label=name)[0]
         if tt.size >= 2 and np.isfinite(c[[0, -1]]).all():
