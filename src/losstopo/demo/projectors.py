@@ -8,7 +8,10 @@ For the MLP and the CNN trained in part one:
    and the loss evaluated on a grid of that box decoded back to parameters.
 
 Then a global landscape (GlobScope): a second MLP run from another seed, one auto-encoder fitted
-on both runs, both paths drawn on one surface, and its basins counted.
+on both runs, both paths drawn on one surface, and its basins counted; the connectivity of the
+two runs (straight path, Bezier curve, weight and activation matching; :mod:`.connectivity`); and
+the same global landscape after aligning the second run to the first by weight matching (every
+checkpoint of the second run permuted alike), ``global_autoencoder_aligned.h5``.
 
 Finally the fidelity table (projection and loss errors on the fitted and on held-out checkpoints)
 of PCA, Kernel-PCA, UMAP and the auto-encoder on each trajectory, as ``fidelity_NAME.csv`` and
@@ -23,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..alignment import permute_points, weight_matching
 from ..evaluate import evaluate
 from ..export import write_paraview
 from ..fidelity import compare_projectors
@@ -178,6 +183,31 @@ def run_projector_demo(
     }
     where = ", ".join(f"{run_id} in basin #{b['basin']}" for run_id, b in ends.items())
     log(f"global_autoencoder: {where} (#0 is the deepest)")
+
+    # -- the same global view after aligning the second run to the first (weight matching):
+    # every checkpoint of the second run permuted alike, one auto-encoder over both again
+    perm = weight_matching(first.model, second_model)
+    aligned = dataclasses.replace(
+        second, points=permute_points(second_model, second.points, perm).astype(np.float32)
+    ).with_run(f"{first.name}-seed1-aligned")
+    both_aligned = Trajectory.concat([first.trajectory.with_run(f"{first.name}-seed0"), aligned])
+    ae, fit = _fit_autoencoder(both_aligned, anchors="circle")
+    field, topo, seconds = landscape(
+        first,
+        ae,
+        Grid.square(GLOBAL_RESOLUTION, extent=1.0),
+        both_aligned,
+        "global_autoencoder_aligned",
+        f"{first.name}, seed 1 aligned to seed 0 (weight matching): one auto-encoder landscape",
+    )
+    summary["global_aligned"] = {
+        "runs": both_aligned.run_ids,
+        "units_moved": int(perm.n_moved()),
+        **_landscape_summary(field, topo, seconds, **fit),
+        "end_basins": (ends := end_basins(field, topo)),
+    }
+    where = ", ".join(f"{run_id} in basin #{b['basin']}" for run_id, b in ends.items())
+    log(f"global_autoencoder_aligned: {where}")
 
     # -- fidelity: PCA, Kernel-PCA, UMAP and the auto-encoder on each trajectory
     fidelity: dict[str, Any] = {}
