@@ -5,21 +5,31 @@ and a ``fingerprint`` of everything that determines the values. After every chun
 is rewritten into a temporary file and renamed over the old one, so a ``kill -9`` at any moment
 leaves the previous complete state: at most the chunk in flight is lost, and nothing written is
 ever damaged. When every point is done the same file becomes the finished field.
+
+A store is opened for writing by one process at a time: :meth:`PointStore.open` takes the file's
+writer lock (:mod:`losstopo.io.lock`) and holds it until :meth:`PointStore.close`, so a second
+run on the same path is refused at once with a sentence naming the first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .errors import StoreMismatchError, validate_output_path
 from .field import LossField
 from .grid import Grid
 from .io.hdf5 import read_field, read_fingerprint, read_partial, read_progress, write_store
+from .io.lock import writer_lock
+from .space import tensor_hash
 
-__all__ = ["PointStore", "read_progress", "store_progress"]
+__all__ = ["PointStore", "buffers_hash", "grid_hash", "read_progress", "store_progress"]
 
 #: The former name of :func:`losstopo.io.read_progress`.
 store_progress = read_progress
@@ -43,6 +53,9 @@ class PointStore:
         self.metrics = {m: np.full(grid.size, np.nan) for m in metric_names}
         self.done = np.zeros(grid.size, dtype=bool)
         self.complete_field: LossField | None = None
+        #: The engine strategy a partial run recorded (``attrs["strategy"]``), reused on resume.
+        self.strategy: dict[str, Any] | None = None
+        self._lock = ExitStack()
 
     @classmethod
     def open(
@@ -57,8 +70,18 @@ class PointStore:
             return cls(grid, metric_names, fingerprint)
         path = validate_output_path(path, Path(path).name)
         store = cls(grid, metric_names, fingerprint, path)
+        store._lock.enter_context(writer_lock(path))
+        try:
+            store._load(path)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _load(self, path: Path) -> None:
+        store, fingerprint, metric_names = self, self.fingerprint, self.metric_names
         if not path.exists():
-            return store
+            return
         stored = read_fingerprint(path)
         if stored is None:
             raise StoreMismatchError(
@@ -76,10 +99,15 @@ class PointStore:
         if read_progress(path)[2]:
             store.complete_field = read_field(path)
             store.done[:] = True
-            return store
-        partial = read_partial(path, metric_names)
+            return
+        partial = read_partial(path, metric_names, self.grid.size)
         store.done, store.values, store.metrics = partial.done, partial.values, partial.metrics
-        return store
+        strategy = partial.attrs.get("strategy")
+        store.strategy = dict(strategy) if isinstance(strategy, dict) else None
+
+    def close(self) -> None:
+        """Let the writer lock go (the file stays as last written)."""
+        self._lock.close()
 
     def missing(self) -> np.ndarray:
         """Flat indices of the points not computed yet."""
@@ -116,3 +144,20 @@ class PointStore:
         """Write the finished field (atomic)."""
         if self.path is not None:
             write_store(self.path, field, self.done, self.fingerprint, complete=True)
+
+
+def grid_hash(grid: Grid) -> str:
+    """A short hash of the grid's axis names and coordinates (part of a store's fingerprint)."""
+    h = hashlib.sha256(json.dumps(list(grid.names)).encode())
+    for axis in grid.axes.values():
+        h.update(np.ascontiguousarray(axis).tobytes())
+    return h.hexdigest()[:16]
+
+
+def buffers_hash(model: torch.nn.Module) -> str:
+    """A short hash of the model's buffers (e.g. BatchNorm statistics), by name."""
+    h = hashlib.sha256()
+    for name, b in model.named_buffers():
+        h.update(name.encode())
+        h.update(tensor_hash(b).encode())
+    return h.hexdigest()[:16]

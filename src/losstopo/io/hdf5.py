@@ -18,10 +18,10 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,8 @@ from ..errors import FieldFormatError, InvalidTypeError, validate_output_path
 from ..field import LossField, ProjectedPath
 from ..grid import Grid
 from ..jsonable import to_jsonable
+from .lock import writer_lock
+from .replace import write_replacing
 
 if TYPE_CHECKING:
     from ..topology import TopologySummary
@@ -114,23 +116,23 @@ def write_atomically(
 
     With ``start_from_existing`` the temporary file starts as a copy of ``path`` (opened for
     update) instead of empty. A crash or ``kill -9`` at any moment leaves either the old file or
-    the new one, never a mix.
+    the new one, never a mix. The writer lock of ``path`` (:mod:`losstopo.io.lock`) is held
+    meanwhile, so another process writing the same file is refused, not interleaved. A new file
+    gets the permissions the umask allows, a rewritten one keeps its own. A failed write (a full
+    disk) raises :class:`~losstopo.errors.OutputWriteError` and leaves no temporary file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    os.close(fd)
-    try:
-        if start_from_existing:
-            shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "r+" if start_from_existing else "w") as f:
-            write(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with writer_lock(path):
+        write_replacing(path, lambda tmp: _write_hdf5(tmp, path, write, start_from_existing))
+
+
+def _write_hdf5(
+    tmp: Path, path: Path, write: Callable[[h5py.File], None], start_from_existing: bool
+) -> None:
+    if start_from_existing:
+        shutil.copyfile(path, tmp)
+    with h5py.File(tmp, "r+" if start_from_existing else "w") as f:
+        write(f)
 
 
 # ---------------------------------------------------------------------------------- topology
@@ -282,26 +284,53 @@ def read_fingerprint(path: PathLike) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class PartialRun:
-    """The flat ``done`` mask, loss ``values`` and ``metrics`` of a partial store."""
+    """The flat ``done`` mask, loss ``values`` and ``metrics`` of a partial store, and its attrs."""
 
     done: np.ndarray
     values: np.ndarray
     metrics: dict[str, np.ndarray]
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def read_partial(path: PathLike, metric_names: tuple[str, ...] = ()) -> PartialRun:
-    """The computed part of a store, as flat (C-order) arrays; refuses a damaged store."""
+def read_partial(
+    path: PathLike, metric_names: tuple[str, ...] = (), size: int | None = None
+) -> PartialRun:
+    """The computed part of a store, as flat (C-order) arrays; refuses a damaged store.
+
+    ``size``: the number of grid points expected (checked against every array when given).
+    """
     with open_field_file(path) as f:
         try:
-            return PartialRun(
-                done=f["done"][()].astype(bool).ravel(),
-                values=f["values"][()].astype(np.float64).ravel(),
-                metrics={m: f["metrics"][m][()].astype(np.float64).ravel() for m in metric_names},
-            )
-        except KeyError as exc:
+            done = f["done"][()]
+            values = f["values"][()]
+            metrics = {m: f["metrics"][m][()] for m in metric_names}
+            attrs = json.loads(f.attrs.get("attrs_json", "{}"))
+        except (KeyError, ValueError, TypeError, OSError) as exc:
             raise FieldFormatError(
                 f"{path} is a damaged partial run ({exc}); delete it to start over."
             ) from exc
+    expected = int(values.size) if size is None else int(size)
+    arrays = {"done": done, "values": values, **{f"metrics/{m}": a for m, a in metrics.items()}}
+    for name, arr in arrays.items():
+        ok = isinstance(arr, np.ndarray) and arr.size == expected
+        ok = ok and (arr.dtype == bool if name == "done" else arr.dtype.kind in "fiu")
+        if not ok:
+            got = f"{getattr(arr, 'dtype', type(arr).__name__)} of shape {np.shape(arr)}"
+            raise FieldFormatError(
+                f"{path} is a damaged partial run ('{name}' holds {got}, expected {expected} "
+                f"{'booleans' if name == 'done' else 'numbers'}); delete it to start over."
+            )
+    if not isinstance(attrs, dict):
+        raise FieldFormatError(
+            f"{path} is a damaged partial run (its attrs are {type(attrs).__name__}, not a "
+            "mapping); delete it to start over."
+        )
+    return PartialRun(
+        done=done.astype(bool).ravel(),
+        values=values.astype(np.float64).ravel(),
+        metrics={m: a.astype(np.float64).ravel() for m, a in metrics.items()},
+        attrs=attrs,
+    )
 
 
 def read_progress(path: PathLike) -> tuple[int, int, bool]:
