@@ -17,7 +17,8 @@ import atexit
 import os
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -77,7 +78,8 @@ def broadcast(obj: Any, size: int) -> Any:
     if size == 1:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    with _contact():
+        dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
@@ -86,8 +88,23 @@ def gather(obj: Any, size: int) -> list[Any]:
     if size == 1:
         return [obj]
     out: list[Any] = [None] * size
-    dist.all_gather_object(out, obj)
+    with _contact():
+        dist.all_gather_object(out, obj)
     return out
+
+
+@contextmanager
+def _contact() -> Iterator[None]:
+    """A collective that fails (a rank died, the timeout passed) as one sentence."""
+    try:
+        yield
+    except RuntimeError as exc:
+        _mark_failed()
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise EvaluationError(
+            f"Worker rank {dist.get_rank()} lost contact with the other workers ({first}); one "
+            "of them failed or was stopped. Results written so far are kept; rerun to resume."
+        ) from exc
 
 
 def _shutdown() -> None:

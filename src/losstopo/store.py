@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,40 @@ from .io.hdf5 import read_field, read_fingerprint, read_partial, read_progress, 
 from .io.lock import writer_lock
 from .space import tensor_hash
 
-__all__ = ["PointStore", "buffers_hash", "grid_hash", "read_progress", "store_progress"]
+__all__ = [
+    "PointStore",
+    "buffers_hash",
+    "check_store_path",
+    "grid_hash",
+    "read_progress",
+    "store_progress",
+]
 
 #: The former name of :func:`losstopo.io.read_progress`.
 store_progress = read_progress
+
+
+def check_store_path(path: str | Path) -> Path:
+    """Refuse, before any work, an output a run could not use as its store.
+
+    ``path`` must be writable (its directory, and the file itself if it exists), an existing file
+    must be an evaluation store (a run to resume, or a finished one), and no other process may be
+    writing it (:mod:`losstopo.io.lock`). The fingerprint is checked when the run opens the store.
+    """
+    path = validate_output_path(path, Path(path).name)
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise StoreMismatchError(
+                f"{path} is read-only; make it writable (chmod u+w) or choose another output path."
+            )
+        if read_fingerprint(path) is None:
+            raise StoreMismatchError(
+                f"{path} holds a losstopo field that was not written by evaluate's store; "
+                "choose another --out/store path (it is never overwritten)."
+            )
+    with writer_lock(path):
+        pass  # refused now if another run holds it
+    return path
 
 
 class PointStore:

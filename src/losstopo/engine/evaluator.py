@@ -296,6 +296,7 @@ class Evaluator:
                 else:
                     out[start : start + len(part)] = self._evaluate_sequential(part, decoded)
             except PointFailure as exc:
+                out[start : start + exc.position] = exc.done  # the block's points before it
                 raise PointFailure(
                     start + exc.position, exc.error, out[: start + exc.position].copy()
                 ) from exc
