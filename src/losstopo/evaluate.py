@@ -49,7 +49,7 @@ from .field import LossField, ProjectedPath
 from .grid import Grid
 from .projectors.base import LinearDecoder, Projector, as_points
 from .space import ParameterSpace, tensor_hash
-from .store import PointStore, buffers_hash, grid_hash
+from .store import PointStore, buffers_hash, check_memory, grid_hash
 
 Mode = Literal["auto", "sequential", "vmap"]
 
@@ -128,7 +128,7 @@ def evaluate(
         )
     validate_choice(mode, "mode", ("auto", "sequential", "vmap"))
     validate_choice(bn, "bn", ("eval", "recompute"))
-    requested = metrics_by_name(metrics)
+    requested = metrics_by_name(_metric_names(metrics))
     vmap_size = validate_int(vmap_size, "vmap_size", low=1)
     bn_batches = validate_int(bn_batches, "bn_batches", low=1)
     bn_batch_size = validate_int(bn_batch_size, "bn_batch_size", low=2)
@@ -138,6 +138,7 @@ def evaluate(
         chunk_size = validate_int(chunk_size, "chunk_size", low=1)
     loss_fn, loss_name = resolve_loss(loss)
 
+    check_memory(grid, len(requested))
     rank, size = distributed.world()
     dev = resolve_device(device)
 
@@ -373,7 +374,7 @@ def evaluate_points(
     if batch_size is not None:
         batch_size = validate_int(batch_size, "batch_size", low=1)
     loss_fn, loss_name = resolve_loss(loss)
-    requested = metrics_by_name(metrics)
+    requested = metrics_by_name(_metric_names(metrics))
     for m in requested:
         if not m.applies_to(loss_name):
             raise InvalidParameterError(
@@ -473,6 +474,15 @@ def _check_projector(projector: Any, space: ParameterSpace, grid: Grid) -> None:
             f"The projector maps to {n_params} parameters but the model has {space.n_params}; "
             "build the projector from the same model."
         )
+
+
+def _metric_names(metrics: Any) -> Sequence[str]:
+    if isinstance(metrics, str):
+        raise InvalidTypeError(
+            f"'metrics' must be a list of metric names; got the string {metrics!r}. Write "
+            f"metrics=[{metrics!r}]."
+        )
+    return tuple(metrics)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import StoreMismatchError, validate_output_path
+from .errors import InvalidParameterError, StoreMismatchError, validate_output_path
 from .field import LossField
 from .grid import Grid
 from .io.hdf5 import read_field, read_fingerprint, read_partial, read_progress, write_store
@@ -33,6 +33,7 @@ from .space import tensor_hash
 __all__ = [
     "PointStore",
     "buffers_hash",
+    "check_memory",
     "check_store_path",
     "grid_hash",
     "read_progress",
@@ -64,6 +65,63 @@ def check_store_path(path: str | Path) -> Path:
     with writer_lock(path):
         pass  # refused now if another run holds it
     return path
+
+
+def memory_estimate(n_points: int, n_metrics: int, ndim: int) -> int:
+    """Bytes a run of ``n_points`` needs beyond the model: values, metrics, the done mask and the
+    coordinates, and the file image written at each flush."""
+    per_point = 2 * (8 * (1 + n_metrics) + 1) + 8 * ndim
+    return int(n_points) * per_point
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable``, else the physical total), if known."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(grid: Grid | tuple[int, int], n_metrics: int = 1) -> None:
+    """Refuse a grid whose run would not fit in memory, saying how much it needs.
+
+    ``grid``: a :class:`~losstopo.Grid`, or ``(resolution, n_dims)`` before one is built.
+
+    >>> check_memory((10**6, 3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    losstopo.errors.InvalidParameterError: A grid of 10^6 points per axis in 3 dimensions ...
+    """
+    if isinstance(grid, Grid):
+        n_points, ndim, what = grid.size, grid.ndim, f"The grid of {grid.size} points"
+    else:
+        resolution, ndim = grid
+        n_points = int(resolution) ** int(ndim)
+        exp = len(str(int(resolution))) - 1
+        res = f"10^{exp}" if int(resolution) == 10**exp and exp > 2 else str(resolution)
+        what = f"A grid of {res} points per axis in {ndim} dimensions ({n_points:.3g} points)"
+    need = memory_estimate(n_points, n_metrics, ndim)
+    have = available_memory()
+    if have is not None and need > have:
+        raise InvalidParameterError(
+            f"{what} needs about {_bytes(need)} of memory but {_bytes(have)} is available; "
+            "lower the resolution (or the number of dimensions)."
+        )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"  # pragma: no cover
 
 
 class PointStore:

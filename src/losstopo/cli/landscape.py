@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     out = output_file(args.out)
     validate_int(args.workers, "--workers", low=1)
     if int(os.environ.get("RANK", "0")) == 0:  # before any training: a refused --out says so now
-        from ..store import check_store_path
+        from ..store import check_memory, check_store_path
 
+        check_memory((args.resolution, k))
         check_store_path(out)
     watch_parent()  # a worker of --workers ends with its launcher
     name = check_projector_name(args.projector)

@@ -19,9 +19,9 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +95,14 @@ class open_field_file:
                 f"{self.path} is an HDF5 file but not a losstopo field (no format={FORMAT_NAME!r} "
                 "attribute); pass a file written by LossField.save or losstopo landscape."
             )
-        version = int(self.file.attrs.get("format_version", 1))
+        raw = self.file.attrs.get("format_version", 1)
+        if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, np.integer)):
+            self.file.close()
+            raise FieldFormatError(
+                f"{self.path} is a damaged losstopo file (its format_version is {raw!r}, not an "
+                "integer); recompute it or restore a copy."
+            )
+        version = int(raw)
         if version > FORMAT_VERSION:
             self.file.close()
             raise FieldFormatError(
@@ -129,10 +136,13 @@ def write_atomically(
 def _write_hdf5(
     tmp: Path, path: Path, write: Callable[[h5py.File], None], start_from_existing: bool
 ) -> None:
-    if start_from_existing:
-        shutil.copyfile(path, tmp)
-    with h5py.File(tmp, "r+" if start_from_existing else "w") as f:
+    # The HDF5 library writes into memory only; the bytes reach the disk through Python, so a
+    # full disk is one clean OSError here, never an HDF5 error at close (or a crash) later.
+    image = io.BytesIO(path.read_bytes() if start_from_existing else b"")
+    with h5py.File(image, "r+" if start_from_existing else "w") as f:
         write(f)
+    with open(tmp, "wb") as fh:
+        fh.write(image.getbuffer())
 
 
 # ---------------------------------------------------------------------------------- topology
@@ -223,6 +233,8 @@ def _read_contents(f: h5py.File) -> LossField:
         values = f["values"][()]
         metrics = {k: v[()] for k, v in f["metrics"].items()}
         attrs = json.loads(f.attrs.get("attrs_json", "{}"))
+        if not isinstance(attrs, dict):
+            raise ValueError(f"its attrs are a JSON {type(attrs).__name__}, not an object")
         paths = {}
         for name, pg in f["paths"].items():
             paths[name] = ProjectedPath(
@@ -232,7 +244,8 @@ def _read_contents(f: h5py.File) -> LossField:
                 run=str(pg.attrs.get("run", name)),
             )
         topology = _read_topology(f)
-    except (KeyError, ValueError, TypeError) as exc:
+        _check_shapes(grid, values, metrics)
+    except (KeyError, ValueError, TypeError, AttributeError, OSError, RuntimeError) as exc:
         raise FieldFormatError(
             f"{f.filename} is a damaged losstopo file ({exc}); recompute it or restore a copy."
         ) from exc
@@ -241,10 +254,28 @@ def _read_contents(f: h5py.File) -> LossField:
     )
 
 
+def _check_shapes(grid: Grid, values: Any, metrics: Mapping[str, Any]) -> None:
+    for name, arr in {"values": values, **{f"metrics/{k}": v for k, v in metrics.items()}}.items():
+        if not isinstance(arr, np.ndarray) or arr.shape != grid.shape:
+            raise ValueError(f"'{name}' has shape {np.shape(arr)}, the grid {grid.shape}")
+        if arr.dtype.kind not in "fiub":
+            raise ValueError(f"'{name}' holds {arr.dtype}, not numbers")
+
+
+def _complete(f: h5py.File) -> bool:
+    raw = f.attrs.get("complete", True)
+    if not isinstance(raw, (bool, np.bool_, int, np.integer)):
+        raise FieldFormatError(
+            f"{f.filename} is a damaged losstopo file (its 'complete' attribute is {raw!r}, not "
+            "a boolean); recompute it or restore a copy."
+        )
+    return bool(raw)
+
+
 def read_field(path: PathLike) -> LossField:
     """Read a field written by :func:`write_field` or by a finished :func:`losstopo.evaluate` store."""
     with open_field_file(path) as f:
-        if not bool(f.attrs.get("complete", True)):
+        if not _complete(f):
             done = int(np.count_nonzero(f["done"][()])) if "done" in f else 0
             total = int(np.prod(f["values"].shape))
             raise FieldFormatError(
@@ -278,7 +309,15 @@ def write_store(
 def read_fingerprint(path: PathLike) -> dict[str, str] | None:
     """The fingerprint of the store at ``path``; ``None`` for a field not written by a store."""
     with open_field_file(path) as f:
-        stored = json.loads(f.attrs.get("fingerprint_json", "null") or "null")
+        raw = f.attrs.get("fingerprint_json", "null") or "null"
+    try:
+        stored = json.loads(raw)
+        if stored is not None and not isinstance(stored, dict):
+            raise TypeError(f"a JSON {type(stored).__name__}, not an object")
+    except (TypeError, ValueError) as exc:
+        raise FieldFormatError(
+            f"{path} is a damaged losstopo store (its fingerprint: {exc}); delete it to start over."
+        ) from exc
     return None if stored is None else dict(stored)
 
 
@@ -344,12 +383,20 @@ def read_progress(path: PathLike) -> tuple[int, int, bool]:
     (6, 6, True)
     """
     with open_field_file(path) as f:
-        if "values" not in f:
+        if "values" not in f or not isinstance(f["values"], h5py.Dataset):
             raise FieldFormatError(
                 f"{path} is marked as a losstopo field but has no 'values' dataset; it is damaged "
                 "or was not written by losstopo. Recompute it."
             )
         total = int(np.prod(f["values"].shape))
-        complete = bool(f.attrs.get("complete", True))
-        done = int(np.count_nonzero(f["done"][()])) if "done" in f else (total if complete else 0)
+        complete = _complete(f)
+        done = total if complete else 0
+        if "done" in f:
+            mask = f["done"]
+            if not isinstance(mask, h5py.Dataset) or mask.shape != f["values"].shape:
+                raise FieldFormatError(
+                    f"{path} is a damaged losstopo store (its 'done' mask does not match its "
+                    "'values'); delete it to start over."
+                )
+            done = int(np.count_nonzero(mask[()]))
         return done, total, complete
