@@ -46,6 +46,13 @@ def load_state_dict(
             f"Checkpoint {path} is empty (0 bytes); it was not written completely. Save it again "
             "with torch.save(model.state_dict(), path)."
         )
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):  # zip, or old pickle
+        raise CheckpointError(
+            f"Checkpoint {path} is not a file written by torch.save (it starts with {head!r}); "
+            "pass a file saved with torch.save(model.state_dict(), path)."
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except pickle.UnpicklingError as exc:

@@ -65,7 +65,11 @@ def check_projector_name(name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     validate_int(args.resolution, "resolution", low=2)
-    validate_float(args.extent, "extent", low=0.0, strict_low=True)
+    extent = validate_float(args.extent, "extent", low=0.0, strict_low=True)
+    if extent > 1e300:  # the axis spacing (2 * extent / (resolution - 1)) would overflow
+        raise InvalidParameterError(
+            f"--extent {extent:g} is too large to make a grid of; give a value up to 1e300."
+        )
     validate_float(args.margin, "margin", low=0.0)
     k = validate_int(args.n_components, "n_components", low=1, high=3)
     out = output_file(args.out)
@@ -75,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
         check_memory((args.resolution, k))
         check_store_path(out)
+    if args.device is not None:
+        from ..engine import resolve_device
+
+        resolve_device(args.device)  # a device this machine lacks is said before any training
     watch_parent()  # a worker of --workers ends with its launcher
     name = check_projector_name(args.projector)
     task = resolve_task(args.model, args.data, args.loss, seed=args.seed)
