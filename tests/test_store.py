@@ -276,3 +276,20 @@ def test_resume_reuses_the_first_segments_strategy(tmp_path, slow_module):
     uninterrupted = run(slow_module.SlowNet(), None, batch_size=7)
     assert np.array_equal(resumed.values, uninterrupted.values)
     assert np.array_equal(resumed.metrics["accuracy"], uninterrupted.metrics["accuracy"])
+
+
+def test_slow_chunks_are_split_so_the_store_is_written_by_time(tmp_path, slow_module, monkeypatch):
+    import losstopo.distributed
+    from losstopo.store import PointStore
+
+    monkeypatch.setattr(losstopo.distributed, "FLUSH_SECONDS", 0.05)
+    flushes = []
+    real_flush = PointStore.flush
+    monkeypatch.setattr(
+        PointStore,
+        "flush",
+        lambda self, attrs: (flushes.append(int(self.done.sum())), real_flush(self, attrs)),
+    )
+    field = slow_module.run(tmp_path / "run.h5", delay=0.01, chunk_size=40)
+    assert flushes[0] == 40 and len(flushes) > 5  # 40 points took over 0.05 s: smaller chunks
+    np.testing.assert_array_equal(field.values, slow_module.run(None).values)
