@@ -311,3 +311,103 @@ def test_workers_run_the_argv_given_to_main(tmp_path, monkeypatch):
     w, s = LossField.load(tmp_path / "w.h5"), LossField.load(tmp_path / "s.h5")
     np.testing.assert_allclose(w.values, s.values, rtol=1e-6)
     assert w.attrs["world_size"] == 2
+
+
+def _error_of(capsys, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_one_sentence_for_files_and_values_that_cannot_work(tmp_path, capsys):
+    from losstopo import Grid
+
+    out = str(tmp_path / "x.h5")
+    land = ["landscape", "--model", "mlp", "--quiet", "--out", out]
+    (tmp_path / "text.pt").write_text("not a checkpoint\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "folder.pt").mkdir()
+    cases = {
+        "text.pt": "is not a file written by torch.save",
+        "empty.pt": "is empty (0 bytes)",
+        "folder.pt": "is a directory",
+    }
+    for name, message in cases.items():
+        assert message in _error_of(capsys, [*land, "--checkpoint", str(tmp_path / name)])
+    huge = _error_of(capsys, [*land, "--resolution", "1000000", "--n-components", "3"])
+    assert "10^6 points per axis in 3 dimensions" in huge and "of memory but" in huge
+    assert "too large" in _error_of(capsys, [*land, "--extent", "1e308"])
+    if not torch.cuda.is_available():
+        assert "no usable CUDA GPU" in _error_of(capsys, [*land, "--device", "cuda"])
+    # info on a field whose every value is NaN (as a diverged run writes it)
+    LossField(
+        np.full((3, 3), np.nan), Grid.square(3), metrics={"accuracy": np.full((3, 3), np.nan)}
+    ).save(out)
+    assert main(["info", out]) == 0
+    assert "no finite values" in capsys.readouterr().out
+    # a field of a newer format is refused, not half read
+    import h5py
+
+    with h5py.File(out, "r+") as f:
+        f.attrs["format_version"] = 99
+    assert "format version 99, newer than this losstopo reads" in _error_of(capsys, ["info", out])
+
+
+def test_damaged_stores_refused_in_one_sentence(tmp_path, capsys):
+    import h5py
+
+    from losstopo import Grid, PlaneProjector, evaluate, random_directions
+    from losstopo.errors import FieldFormatError, InvalidParameterError, InvalidTypeError
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    data = torch.randn(10, 4), torch.randint(0, 2, (10,))
+    proj = PlaneProjector(model, random_directions(model, seed=0))
+    store = tmp_path / "run.h5"
+
+    def run(**kw):
+        return evaluate(model, data, "cross_entropy", proj, Grid.square(4), store=store,
+                        progress=False, **kw)  # fmt: skip
+
+    def failing_run():
+        class Stop(torch.nn.Linear):
+            calls = 0
+
+            def forward(self, x):
+                Stop.calls += 1
+                if Stop.calls == 5:
+                    raise RuntimeError("stop")
+                return super().forward(x)
+
+        stop = Stop(4, 2)
+        stop.load_state_dict(model.state_dict())
+        with pytest.raises(Exception, match="stop"):
+            evaluate(stop, data, "cross_entropy", proj, Grid.square(4), store=store,
+                     progress=False, chunk_size=2)  # fmt: skip
+
+    damages = {
+        "done": lambda f: (f.__delitem__("done"), f.create_dataset("done", data=np.ones(3, bool))),
+        "values": lambda f: (f.__delitem__("values"), f.create_dataset("values", data=np.ones(2))),
+        "attrs": lambda f: f.attrs.__setitem__("attrs_json", "[1, 2]"),
+        "fingerprint": lambda f: f.attrs.__setitem__("fingerprint_json", "7"),
+    }
+    for what, damage in damages.items():
+        store.unlink(missing_ok=True)
+        failing_run()
+        with h5py.File(store, "r+") as f:
+            damage(f)
+        with pytest.raises(FieldFormatError, match="damaged") as info:
+            run()
+        assert len(str(info.value).splitlines()) == 1, what
+        if what in ("done", "values"):  # info reads the arrays, not the attrs
+            assert "damaged" in _error_of(capsys, ["info", str(store)])
+    with pytest.raises(InvalidTypeError, match=r"Write metrics=\['accuracy'\]"):
+        run(metrics="accuracy")
+    with pytest.raises(InvalidParameterError, match="chunk_size"):
+        run(chunk_size=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidParameterError, match="no usable CUDA GPU"):
+            run(device="cuda")

@@ -194,3 +194,102 @@ def test_two_process_sharding_equals_single(tmp_path, slow_module):
     stored = LossField.load(tmp_path / "sharded.h5")
     np.testing.assert_array_equal(stored.values, single.values)
     assert stored.attrs["world_size"] == 2
+
+
+def test_points_before_a_failure_inside_a_chunk_are_saved_right(tmp_path, slow_module):
+    """The points of a chunk computed before the model raised keep their true values."""
+    store = tmp_path / "run.h5"
+
+    class FailsOnce(slow_module.SlowNet):
+        calls = 0
+
+        def forward(self, x):
+            FailsOnce.calls += 1
+            if FailsOnce.calls == 7:  # the centre check, then points 0..4, then point 5 fails
+                raise RuntimeError("once")
+            return super().forward(x)
+
+    model = FailsOnce()
+    proj = PlaneProjector(model, random_directions(model, seed=0, ignore=None))
+    kwargs = dict(store=store, chunk_size=16, progress=False, mode="sequential", batch_size=40)
+    with pytest.raises(EvaluationError, match="grid point 5 "):
+        evaluate(model, slow_module.data(), "cross_entropy", proj, Grid.square(9), **kwargs)
+    from losstopo.io import read_partial
+
+    partial = read_partial(store)
+    assert partial.done.sum() == 5
+    fresh = slow_module.run(None).values.ravel()
+    np.testing.assert_array_equal(partial.values[partial.done], fresh[:5])
+
+
+def test_deterministic_runs_are_bitwise_equal_and_record_their_strategy(slow_module):
+    a, b = (
+        evaluate(
+            slow_module.SlowNet(),
+            slow_module.data(),
+            "cross_entropy",
+            PlaneProjector(slow_module.SlowNet(), random_directions(slow_module.SlowNet(), seed=0)),
+            Grid.square(9),
+            progress=False,
+            deterministic=True,
+        )
+        for _ in range(2)
+    )
+    assert np.array_equal(a.values, b.values) and a.attrs["deterministic"] is True
+    strategy = a.attrs["strategy"]
+    assert strategy["batch_size"] == 40 and strategy["mode"] == "sequential"
+    assert strategy["first_layer_split"] is False  # a forward of its own: no split
+
+
+def test_resume_reuses_the_first_segments_strategy(tmp_path, slow_module):
+    """A run interrupted with one batch size resumes with it, whatever the tuning would pick."""
+    store = tmp_path / "run.h5"
+
+    class Interrupted(slow_module.SlowNet):
+        calls = 0
+
+        def forward(self, x):
+            Interrupted.calls += 1
+            if Interrupted.calls == 60:
+                raise RuntimeError("interrupted")
+            return super().forward(x)
+
+    def run(model, store, **kw):
+        proj = PlaneProjector(model, random_directions(model, seed=0, ignore=None))
+        return evaluate(
+            model,
+            slow_module.data(),
+            "cross_entropy",
+            proj,
+            Grid.square(9),
+            store=store,
+            chunk_size=8,
+            progress=False,
+            mode="sequential",
+            **kw,
+        )
+
+    with pytest.raises(EvaluationError):
+        run(Interrupted(), store, batch_size=7)  # 6 batches of 7 (and one of 5) per point
+    resumed = run(slow_module.SlowNet(), store)  # would measure, and pick one batch of 40
+    assert resumed.attrs["strategy"]["batch_size"] == 7
+    uninterrupted = run(slow_module.SlowNet(), None, batch_size=7)
+    assert np.array_equal(resumed.values, uninterrupted.values)
+    assert np.array_equal(resumed.metrics["accuracy"], uninterrupted.metrics["accuracy"])
+
+
+def test_slow_chunks_are_split_so_the_store_is_written_by_time(tmp_path, slow_module, monkeypatch):
+    import losstopo.distributed
+    from losstopo.store import PointStore
+
+    monkeypatch.setattr(losstopo.distributed, "FLUSH_SECONDS", 0.05)
+    flushes = []
+    real_flush = PointStore.flush
+    monkeypatch.setattr(
+        PointStore,
+        "flush",
+        lambda self, attrs: (flushes.append(int(self.done.sum())), real_flush(self, attrs)),
+    )
+    field = slow_module.run(tmp_path / "run.h5", delay=0.01, chunk_size=40)
+    assert flushes[0] == 40 and len(flushes) > 5  # 40 points took over 0.05 s: smaller chunks
+    np.testing.assert_array_equal(field.values, slow_module.run(None).values)

@@ -34,8 +34,25 @@ def load_state_dict(
     cannot run code; a file that needs more is refused with instructions.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"Checkpoint {path} is a directory; pass a .pt file saved with torch.save (a folder of "
+            "checkpoints is a --trajectory)."
+        )
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; check the path.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"Checkpoint {path} is empty (0 bytes); it was not written completely. Save it again "
+            "with torch.save(model.state_dict(), path)."
+        )
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):  # zip, or old pickle
+        raise CheckpointError(
+            f"Checkpoint {path} is not a file written by torch.save (it starts with {head!r}); "
+            "pass a file saved with torch.save(model.state_dict(), path)."
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except pickle.UnpicklingError as exc:
@@ -44,9 +61,11 @@ def load_state_dict(
             "weights_only=True. If you trust the file, opt in with allow_pickle=True "
             "(--allow-pickle on the command line), or re-save it as model.state_dict()."
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a text file gives KeyError, others other errors
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise CheckpointError(
-            f"Checkpoint {path} cannot be read ({exc}); it may be corrupt."
+            f"Checkpoint {path} cannot be read as a PyTorch file ({reason}); it may be corrupt or "
+            "of another format. Pass a file saved with torch.save(model.state_dict(), path)."
         ) from exc
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()

@@ -67,6 +67,14 @@ class EvaluationError(LosstopoError, RuntimeError):
     """The model raised while being evaluated at a grid point."""
 
 
+class StoreBusyError(LosstopoError, ValueError):
+    """An output that another running losstopo process is writing."""
+
+
+class OutputWriteError(LosstopoError, OSError):
+    """An output that could not be written (disk full, permissions); the previous file is kept."""
+
+
 class NoInverseError(InvalidParameterError, NotImplementedError):
     """A projector that only embeds was asked to decode coordinates back to parameters."""
 

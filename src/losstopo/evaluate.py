@@ -21,8 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import warnings
@@ -51,7 +49,7 @@ from .field import LossField, ProjectedPath
 from .grid import Grid
 from .projectors.base import LinearDecoder, Projector, as_points
 from .space import ParameterSpace, tensor_hash
-from .store import PointStore
+from .store import PointStore, buffers_hash, check_memory, grid_hash
 
 Mode = Literal["auto", "sequential", "vmap"]
 
@@ -80,6 +78,7 @@ def evaluate(
     vmap_size: int = 8,
     data_memory_cap: int = 2**30,
     attrs: Mapping[str, Any] | None = None,
+    deterministic: bool = False,
 ) -> LossField:
     """Evaluate ``loss`` at every point of ``grid`` decoded through ``projector``.
 
@@ -111,6 +110,11 @@ def evaluate(
     batch_size : evaluation batch size (default: measured for speed)
     chunk_size : points per store write (default: about 1/64 of the grid, at least 64)
     attrs : extra provenance to record (e.g. seeds, normalization)
+    deterministic : skip the speed measurement and use a fixed strategy (batch size
+        ``min(n_samples, 1024)``, the first-layer split whenever it applies; ``mode="auto"``
+        means sequential): two runs on one machine give the same values bit for bit. Whatever
+        this flag, a resumed store reuses the strategy its first segment recorded in
+        ``attrs["strategy"]``, and every rank uses rank 0's.
 
     Returns
     -------
@@ -124,14 +128,17 @@ def evaluate(
         )
     validate_choice(mode, "mode", ("auto", "sequential", "vmap"))
     validate_choice(bn, "bn", ("eval", "recompute"))
-    requested = metrics_by_name(metrics)
+    requested = metrics_by_name(_metric_names(metrics))
     vmap_size = validate_int(vmap_size, "vmap_size", low=1)
     bn_batches = validate_int(bn_batches, "bn_batches", low=1)
     bn_batch_size = validate_int(bn_batch_size, "bn_batch_size", low=2)
     if batch_size is not None:
         batch_size = validate_int(batch_size, "batch_size", low=1)
+    if chunk_size is not None:
+        chunk_size = validate_int(chunk_size, "chunk_size", low=1)
     loss_fn, loss_name = resolve_loss(loss)
 
+    check_memory(grid, len(requested))
     rank, size = distributed.world()
     dev = resolve_device(device)
 
@@ -152,13 +159,14 @@ def evaluate(
         )
     if mode == "auto":
         vmap_ok = dev.type == "cuda" and space.n_params <= 5_000_000 and bn == "eval"
+        vmap_ok = vmap_ok and not deterministic
         mode = "vmap" if vmap_ok else "sequential"
 
     center = space.flatten(model)
     fingerprint = {
         "projector": projector.fingerprint(),
-        "grid": _grid_hash(grid),
-        "model": space.fingerprint() + ":" + _buffers_hash(model),
+        "grid": grid_hash(grid),
+        "model": space.fingerprint() + ":" + buffers_hash(model),
         "data": eval_data.fingerprint,
         "loss": loss_name,
         "metrics": ",".join(metric_names),
@@ -188,14 +196,6 @@ def evaluate(
     if attrs:
         provenance.update(dict(attrs))
 
-    pstore = PointStore.open(
-        Path(store) if store is not None and rank == 0 else None, grid, metric_names, fingerprint
-    )
-    if pstore.complete_field is not None:
-        finished = pstore.complete_field
-        return distributed.broadcast(finished, size)
-    missing = distributed.broadcast(pstore.missing(), size)
-
     evaluator = Evaluator(
         model,
         space,
@@ -213,50 +213,76 @@ def evaluate(
         batch_size=batch_size,
         memory_cap=data_memory_cap,
     )
-    _check_forward(evaluator)
-    if len(missing):
-        evaluator.prepare(len(missing))
+    opened: list[PointStore] = [PointStore(grid, metric_names, fingerprint)]  # ranks > 0
+
+    def open_store() -> None:  # rank 0 opens (and locks) the store; every rank hears how it went
+        opened[0] = PointStore.open(
+            Path(store) if store is not None else None, grid, metric_names, fingerprint
+        )
+
+    distributed.run_on_rank0(open_store, rank, size)
+    opts = dict(store=store, mode=mode, vmap_size=vmap_size, chunk_size=chunk_size)
+    opts.update(progress=progress, trajectory=trajectory, deterministic=deterministic)
+    try:
+        return _run_store(opened[0], evaluator, projector, grid, provenance, rank, size, **opts)
+    finally:
+        opened[0].close()
+
+
+def _run_store(
+    pstore: PointStore,
+    evaluator: Evaluator,
+    projector: Any,
+    grid: Grid,
+    provenance: dict[str, Any],
+    rank: int,
+    size: int,
+    **opts: Any,
+) -> LossField:
+    """The part of :func:`evaluate` after the store is open: every rank runs it in step."""
+    store, mode = opts["store"], opts["mode"]
+    finished = distributed.run_on_rank0(lambda: pstore.complete_field, rank, size)
+    if finished is not None:
+        return finished
+    missing = distributed.broadcast(pstore.missing(), size)
+    evaluator.check_forward()
+
+    def choose() -> dict[str, Any]:  # rank 0 chooses; every rank uses its choice
+        if pstore.strategy is not None:  # a resume: the strategy of the first segment
+            evaluator.prepare(len(missing), strategy=pstore.strategy)
+        elif opts["deterministic"]:
+            evaluator.prepare(len(missing), strategy=evaluator.fixed_strategy())
+        elif len(missing):
+            evaluator.prepare(len(missing))
+        return evaluator.strategy
+
+    strategy = distributed.run_on_rank0(choose, rank, size)
+    if rank != 0:
+        evaluator.prepare(len(missing), strategy=strategy)
     provenance["engine"] = "vmap" if mode == "vmap" else evaluator.engine_name
     provenance["batch_size"] = evaluator.batch_size
+    provenance["strategy"] = {**evaluator.strategy, "mode": mode}
+    provenance["deterministic"] = bool(opts["deterministic"])
 
     points = grid.points()
-    chunk = chunk_size or max(64, math.ceil(grid.size / 64))
-    chunk = validate_int(chunk, "chunk_size", low=1)
-    bar = _progress_bar(grid.size, grid.size - len(missing), progress and rank == 0)
+    chunk = opts["chunk_size"] or max(64, math.ceil(grid.size / 64))
+    bar = _progress_bar(grid.size, grid.size - len(missing), opts["progress"] and rank == 0)
     try:
-        for start in range(0, len(missing), chunk * size):
-            block = missing[start : start + chunk * size]
-            mine = block[rank::size]
-            failure: tuple[int, str] | None = None
-            try:
-                results = evaluator.evaluate(points[mine], mode=mode, vmap_size=vmap_size)
-            except PointFailure as exc:
-                results = exc.done
-                failure = (int(mine[exc.position]), f"{type(exc.error).__name__}: {exc.error}")
-                mine = mine[: len(results)]
-            gathered = distributed.gather((mine, results, failure), size)
-            for idx, res, _ in gathered:
-                if len(idx):
-                    pstore.put(np.asarray(idx), np.asarray(res))
-            failures = [g[2] for g in gathered if g[2] is not None]
-            if rank == 0:
-                pstore.flush(provenance)
-            if failures:
-                flat, message = failures[0]
-                coords = ", ".join(
-                    f"{n}={c:.6g}" for n, c in zip(grid.names, points[flat], strict=True)
-                )
-                kept = (
-                    f"; the {int(pstore.done.sum())} points computed so far are saved in {store}"
-                    if store
-                    else ""
-                )
-                raise EvaluationError(
-                    f"The model raised at grid point {flat} ({coords}): {message}{kept}. Fix the "
-                    "model (or the data) and rerun to resume."
-                )
-            if bar is not None:
-                bar.update(len(block))
+        distributed.evaluate_chunks(
+            evaluator,
+            pstore,
+            points,
+            missing,
+            grid.names,
+            rank=rank,
+            size=size,
+            chunk=chunk,
+            mode=mode,
+            vmap_size=opts["vmap_size"],
+            attrs=provenance,
+            store=store,
+            bar=bar,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -269,14 +295,18 @@ def evaluate(
             f"{n_nonfinite} of {grid.size} grid points gave a non-finite loss (NaN or inf); they "
             "are recorded as they are and counted in attrs['n_nonfinite'].",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     field = pstore.field(provenance)
+    trajectory = opts["trajectory"]
     if trajectory is not None:
         field = field.with_paths(project_paths(trajectory, projector, evaluator))
-    if rank == 0:
+
+    def finish() -> LossField:
         pstore.finalize(field)
-    return distributed.broadcast(field, size)
+        return field
+
+    return distributed.run_on_rank0(finish, rank, size)
 
 
 @dataclass(frozen=True)
@@ -344,7 +374,7 @@ def evaluate_points(
     if batch_size is not None:
         batch_size = validate_int(batch_size, "batch_size", low=1)
     loss_fn, loss_name = resolve_loss(loss)
-    requested = metrics_by_name(metrics)
+    requested = metrics_by_name(_metric_names(metrics))
     for m in requested:
         if not m.applies_to(loss_name):
             raise InvalidParameterError(
@@ -357,7 +387,7 @@ def evaluate_points(
     ev = Evaluator(
         model, space, None, eval_data, loss_fn, loss_name, names, dev, batch_size=batch_size
     )
-    _check_forward(ev)
+    ev.check_forward()
     ev.prepare(len(rows), probe=rows[0])
     try:
         values = ev.evaluate_params(rows)
@@ -446,34 +476,13 @@ def _check_projector(projector: Any, space: ParameterSpace, grid: Grid) -> None:
         )
 
 
-def _check_forward(evaluator: Evaluator) -> None:
-    """One forward pass at the centre so data/model mismatches get a clear message first."""
-    data = evaluator.data
-    x, y = next(iter(data.batches(min(data.n_samples, 8), evaluator.device)))
-    try:
-        with torch.inference_mode():
-            out = evaluator.net(x)
-            evaluator.loss_fn(out, y)
-    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
-        raise EvaluationError(
-            f"The model or the loss fails on the data before any grid point ({type(exc).__name__}: "
-            f"{exc}); check that the inputs fit the model and the targets fit the loss."
-        ) from exc
-
-
-def _grid_hash(grid: Grid) -> str:
-    h = hashlib.sha256(json.dumps(list(grid.names)).encode())
-    for axis in grid.axes.values():
-        h.update(np.ascontiguousarray(axis).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _buffers_hash(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, b in model.named_buffers():
-        h.update(name.encode())
-        h.update(tensor_hash(b).encode())
-    return h.hexdigest()[:16]
+def _metric_names(metrics: Any) -> Sequence[str]:
+    if isinstance(metrics, str):
+        raise InvalidTypeError(
+            f"'metrics' must be a list of metric names; got the string {metrics!r}. Write "
+            f"metrics=[{metrics!r}]."
+        )
+    return tuple(metrics)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

@@ -39,6 +39,7 @@ from ._version import __version__
 from .errors import InvalidParameterError, validate_output_path
 from .field import LossField
 from .hessian.checks import CriticalCheck
+from .io.replace import refuse_clobbering, write_replacing
 from .topology import TopologySummary
 
 MAX_IMAGE_BYTES = 8 * 2**20
@@ -222,6 +223,7 @@ def write_report(
     if target.is_dir():
         target = target / "report.html"
     validate_output_path(target, "the report")
+    refuse_clobbering(target, "html", "the report")
     problems: list[str] = []
     parts: list[str] = []
 
@@ -326,9 +328,7 @@ def write_report(
         + "".join(parts)
         + "</body></html>\n"
     )
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, target)
+    write_replacing(target, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return target
 
 

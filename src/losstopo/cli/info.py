@@ -25,12 +25,9 @@ def run(args: argparse.Namespace) -> int:
     finite = v[np.isfinite(v)]
     print(f"{args.file}")
     print(f"  grid      {field.grid!r}")
-    print(
-        f"  loss      min {finite.min():.6g}  max {finite.max():.6g}  "
-        f"(non-finite: {v.size - finite.size})"
-    )
+    print(f"  loss      {value_range(v)}  (non-finite: {v.size - finite.size})")
     for name, arr in field.metrics.items():
-        print(f"  {name:<9} min {np.nanmin(arr):.6g}  max {np.nanmax(arr):.6g}")
+        print(f"  {name:<9} {value_range(arr)}")
     for name, path in field.paths.items():
         print(f"  path      {name}: {len(path)} points, steps {path.step[0]}..{path.step[-1]}")
     topo = field.topology
@@ -41,6 +38,18 @@ def run(args: argparse.Namespace) -> int:
         )
     print("  attrs     " + json.dumps(field.attrs, default=str)[:2000])
     return 0
+
+
+def value_range(values: np.ndarray) -> str:
+    """``min A  max B`` of the finite values, or a note that there are none.
+
+    >>> value_range(np.array([np.nan, np.inf]))
+    'no finite values'
+    """
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return "no finite values"
+    return f"min {finite.min():.6g}  max {finite.max():.6g}"
 
 
 def register(subparsers: Any) -> None:

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import numpy as np
 from ..errors import InvalidParameterError, validate_float, validate_int
 from .options import OUT_FILE, add_n_components, output_file
 from .resolve import Task, load_trajectory, resolve_task, train_builtin
-from .workers import run_workers
+from .workers import LAUNCH_DIR_ENV, run_workers, watch_parent
 
 if TYPE_CHECKING:
     from ..field import LossField
@@ -65,11 +66,25 @@ def check_projector_name(name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     validate_int(args.resolution, "resolution", low=2)
-    validate_float(args.extent, "extent", low=0.0, strict_low=True)
+    extent = validate_float(args.extent, "extent", low=0.0, strict_low=True)
+    if extent > 1e300:  # the axis spacing (2 * extent / (resolution - 1)) would overflow
+        raise InvalidParameterError(
+            f"--extent {extent:g} is too large to make a grid of; give a value up to 1e300."
+        )
     validate_float(args.margin, "margin", low=0.0)
     k = validate_int(args.n_components, "n_components", low=1, high=3)
     out = output_file(args.out)
     validate_int(args.workers, "--workers", low=1)
+    if int(os.environ.get("RANK", "0")) == 0:  # before any training: a refused --out says so now
+        from ..store import check_memory, check_store_path
+
+        check_memory((args.resolution, k))
+        check_store_path(out)
+    if args.device is not None:
+        from ..engine import resolve_device
+
+        resolve_device(args.device)  # a device this machine lacks is said before any training
+    watch_parent()  # a worker of --workers ends with its launcher
     name = check_projector_name(args.projector)
     task = resolve_task(args.model, args.data, args.loss, seed=args.seed)
     own_trajectory = task.trainable and not args.checkpoint
@@ -129,7 +144,21 @@ def spawn(args: argparse.Namespace, task: Task, trained: Trajectory | None, name
         if name not in ("random", "hessian") and not args.trajectory and trained is not None:
             replace["--trajectory"] = str(Path(tmp) / "trajectory.npz")
             trained.save(replace["--trajectory"])
-        return run_workers(args.argv, args.workers, replace)
+        sources = {"checkpoint": args.checkpoint, "trajectory": args.trajectory}
+        env = {LAUNCH_DIR_ENV: tmp, SOURCES_ENV: json.dumps(sources)}
+        return run_workers(args.argv, args.workers, replace, env)
+
+
+#: A worker's environment variable: the ``--checkpoint``/``--trajectory`` the user gave the launcher.
+SOURCES_ENV = "LOSSTOPO_SOURCES"
+
+
+def given_sources(args: argparse.Namespace) -> dict[str, str | None]:
+    """The checkpoint and trajectory the user named (a worker's are the launcher's temporaries)."""
+    given = json.loads(os.environ.get(SOURCES_ENV, "null") or "null")
+    if not isinstance(given, dict):
+        given = {"checkpoint": args.checkpoint, "trajectory": args.trajectory}
+    return {k: str(given[k]) if given.get(k) else None for k in ("checkpoint", "trajectory")}
 
 
 def make_fitted(name: str, k: int, seed: int, traj: Trajectory, progress: bool) -> Any:
@@ -202,9 +231,9 @@ def evaluate_and_save(
             "ignore": args.ignore,
             "model_spec": args.model,
             "data_spec": task.data_spec,
-            "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-            "trajectory": str(args.trajectory) if args.trajectory else None,
+            **given_sources(args),
         },
+        deterministic=args.deterministic,
     )
     if rank == 0 and not args.quiet:
         centred = name in ("random", "hessian")
@@ -299,6 +328,12 @@ def register(subparsers: Any) -> None:
     )
     land.add_argument(
         "--bn", default="eval", choices=["eval", "recompute"], help="BatchNorm policy"
+    )
+    land.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="skip the speed measurement: a fixed batch size and engine, so that two runs (and a "
+        "resumed one) give the same values bit for bit",
     )
     land.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     land.set_defaults(func=run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,29 @@ def run(args: argparse.Namespace) -> int:
     out = output_file(args.out) if args.out else None
     if out is None and Path(args.run_dir).is_dir():
         output_file(Path(args.run_dir) / "report.html", "RUN_DIR")
-    print(write_report(args.run_dir, out=out))
+    target = write_report(args.run_dir, out=out)
+    print(target)
+    skipped = damaged_fields(Path(args.run_dir))
+    if skipped:
+        print(
+            f"losstopo report: note: skipped {len(skipped)} .h5 file(s) that are not readable, finished fields "
+            f"({', '.join(skipped)}); the report's Notes say why.",
+            file=sys.stderr,
+        )
     return 0
+
+
+def damaged_fields(run_dir: Path) -> list[str]:
+    """The ``.h5`` files under ``run_dir`` that cannot be read as finished fields (the report skips them)."""
+    from ..io import read_field
+
+    bad = []
+    for path in sorted(p for p in run_dir.rglob("*.h5") if p.is_file()):
+        try:
+            read_field(path)
+        except (ValueError, OSError):
+            bad.append(str(path.relative_to(run_dir)))
+    return bad
 
 
 def register(subparsers: Any) -> None:

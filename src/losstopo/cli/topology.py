@@ -12,11 +12,14 @@ from .options import OUT_FILE, output_file
 
 def run(args: argparse.Namespace) -> int:
     from ..field import LossField, store_topology
+    from ..io.replace import refuse_clobbering, write_replacing
     from ..jsonable import to_jsonable
     from ..topology import analyze, format_summary
 
     validate_float(args.min_persistence, "min-persistence", low=0.0)
     target = output_file(args.json, "--json") if args.json else None
+    if target is not None:
+        refuse_clobbering(target, "json", "--json", inputs=(args.file,))
     field = LossField.load(args.file)
     summary = analyze(
         field,
@@ -26,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary))
     if target is not None:
-        target.write_text(json.dumps(to_jsonable(summary.to_dict()), indent=2))
+        text = json.dumps(to_jsonable(summary.to_dict()), indent=2)
+        write_replacing(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         print(f"wrote {target}")
     if args.save:
         store_topology(args.file, summary)  # atomic; a partial run stays resumable

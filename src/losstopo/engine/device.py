@@ -36,9 +36,37 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return default_device()
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise InvalidParameterError(
             f"Unknown device {device!r} ({exc}); give 'cpu', 'cuda', 'cuda:1', 'mps' or a "
             "torch.device."
         ) from exc
+    check_available(dev)
+    return dev
+
+
+def check_available(dev: torch.device) -> None:
+    """Refuse a CUDA (or MPS) device this machine does not have, in one sentence.
+
+    >>> check_available(torch.device("cpu"))
+    """
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InvalidParameterError(
+                f"The device {str(dev)!r} was asked for but this machine has no usable CUDA GPU "
+                "(or this PyTorch was built without CUDA); use device='cpu' (--device cpu)."
+            )
+        if dev.index is not None and dev.index >= count:
+            raise InvalidParameterError(
+                f"The device {str(dev)!r} does not exist: this machine has {count} CUDA GPU(s), "
+                f"cuda:0 to cuda:{count - 1}; pick one of those."
+            )
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise InvalidParameterError(
+                "The device 'mps' was asked for but Apple's Metal backend is not available "
+                "here; use device='cpu' (--device cpu)."
+            )

@@ -34,13 +34,14 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..data import EvalData, LossFn
+from ..errors import EvaluationError
 from ..space import ParameterSpace
 from .binding import Binding, LinearTensors, is_linear_decoder
 from .fold import batchnorm_modules, fold_batchnorm, has_batch_statistics, recompute_batchnorm
@@ -144,20 +145,27 @@ class Evaluator:
         self._folded = fold_batchnorm(self.net) if bn == "eval" else None
 
     # ------------------------------------------------------------------ setup
-    def prepare(self, n_points: int, probe: np.ndarray | None = None) -> None:
+    def prepare(
+        self,
+        n_points: int,
+        probe: np.ndarray | None = None,
+        strategy: Mapping[str, Any] | None = None,
+    ) -> None:
         """Choose the batch size and whether to use the first-layer split, by timing whole points.
 
         ``probe`` is the parameter vector timed when there is no decoder (default: the decoder's
         point at the origin, or at 0.5 along every direction of a linear decoder, so the split's
-        combination of terms is timed too).
+        combination of terms is timed too). A ``strategy`` (a :attr:`strategy` recorded before,
+        or :meth:`fixed_strategy`) is applied as it is, without timing: the same strategy gives
+        the same values, bit for bit.
         """
-        use_split = (
-            self._first_layer_requested
-            and self.linear is not None
-            and self.bn != "recompute"
-            and self.data.resident
-        )
+        use_split = self._split_possible()
         n = self.data.n_samples
+        if strategy is not None:
+            self.batch_size = max(1, min(n, int(strategy["batch_size"])))
+            wanted = bool(strategy["first_layer_split"]) and use_split
+            self._split = self._build_split() if wanted else None
+            return
         if not (self._tune and self.data.resident and n_points >= TUNE_MIN_POINTS):
             self.batch_size = min(n, 1024) if self._tune else self.batch_size
             self._split = self._build_split() if use_split else None
@@ -179,6 +187,39 @@ class Evaluator:
 
         configs = (True, False) if use_split else (False,)
         self.batch_size, self._split = fastest(batch_size_candidates(n), configs, measure)
+
+    def _split_possible(self) -> bool:
+        return (
+            self._first_layer_requested
+            and self.linear is not None
+            and self.bn != "recompute"
+            and self.data.resident
+        )
+
+    def fixed_strategy(self) -> dict[str, Any]:
+        """The strategy used without timing: batch size ``min(n_samples, 1024)`` (or the one
+        given, or all samples for batch-dependent BatchNorm) and the split whenever it applies."""
+        bs = min(self.data.n_samples, 1024) if self._tune else self.batch_size
+        return {"batch_size": int(bs), "first_layer_split": self._split_possible()}
+
+    @property
+    def strategy(self) -> dict[str, Any]:
+        """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}``."""
+        return {"batch_size": int(self.batch_size), "first_layer_split": self._split is not None}
+
+    def check_forward(self) -> None:
+        """One forward pass at the centre, so a data/model mismatch gets a clear message first."""
+        data = self.data
+        x, y = next(iter(data.batches(min(data.n_samples, 8), self.device)))
+        try:
+            with torch.inference_mode():
+                self.loss_fn(self.net(x), y)
+        except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+            raise EvaluationError(
+                f"The model or the loss fails on the data before any grid point "
+                f"({type(exc).__name__}: {exc}); check that the inputs fit the model and the "
+                "targets fit the loss."
+            ) from exc
 
     def _build_split(self) -> FirstLayerSplit | None:
         assert self.linear is not None
@@ -243,6 +284,7 @@ class Evaluator:
         vmap_size: int,
     ) -> np.ndarray:
         out = np.empty((len(coords), self.reduction.n_columns))
+        block = max(1, block)  # no points (an empty shard) is no work, not a zero step
         if mode == "vmap":
             block = max(vmap_size, block - block % vmap_size)
         for start in range(0, len(coords), block):
@@ -254,6 +296,7 @@ class Evaluator:
                 else:
                     out[start : start + len(part)] = self._evaluate_sequential(part, decoded)
             except PointFailure as exc:
+                out[start : start + exc.position] = exc.done  # the block's points before it
                 raise PointFailure(
                     start + exc.position, exc.error, out[: start + exc.position].copy()
                 ) from exc

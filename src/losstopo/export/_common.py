@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import InvalidParameterError
+from ..errors import OutputWriteError
 from ..field import LossField
+from ..io.replace import write_replacing
 from ..jsonable import to_jsonable
 from ..topology.values import log_shift
 
@@ -59,18 +60,23 @@ def write_xml(dataset: Any, path: Path) -> Path:
     writer_cls, ext = cls
     if path.suffix != ext:  # pragma: no cover - internal misuse
         raise ValueError(f"{dataset.GetClassName()} must be written to a {ext} file, not {path}.")
-    writer = writer_cls()
-    writer.SetFileName(str(path))
-    writer.SetInputData(dataset)
-    writer.SetDataModeToAppended()
-    writer.EncodeAppendedDataOff()
-    writer.SetCompressorTypeToZLib()
-    writer.SetHeaderTypeToUInt64()
-    writer.SetByteOrderToLittleEndian()
-    if writer.Write() != 1:
-        raise InvalidParameterError(
-            f"VTK could not write {path}; check that its directory is writable and has free space."
-        )
+
+    def write(tmp: Path) -> None:  # into a temporary file renamed over ``path``: never truncated
+        writer = writer_cls()
+        writer.SetFileName(str(tmp))
+        writer.SetInputData(dataset)
+        writer.SetDataModeToAppended()
+        writer.EncodeAppendedDataOff()
+        writer.SetCompressorTypeToZLib()
+        writer.SetHeaderTypeToUInt64()
+        writer.SetByteOrderToLittleEndian()
+        if writer.Write() != 1 or writer.GetErrorCode() != 0:
+            raise OutputWriteError(
+                f"VTK could not write {path}; check that its directory is writable and has free "
+                "space. Nothing was left there."
+            )
+
+    write_replacing(path, write)
     return path
 
 

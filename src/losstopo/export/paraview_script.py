@@ -14,6 +14,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..io.replace import write_replacing
+
 SCRIPT_NAME = "open_in_paraview.py"
 
 TEMPLATE = r'''#!/usr/bin/env pvpython
@@ -172,6 +174,8 @@ def script_text(blocks: Sequence[str], ndim: int, directory: Path) -> str:
 def write_script(directory: Path, blocks: Sequence[str], ndim: int) -> Path:
     """Write ``open_in_paraview.py`` into ``directory`` and return its path."""
     path = Path(directory) / SCRIPT_NAME
-    path.write_text(script_text(blocks, ndim, Path(directory)), encoding="utf-8")
-    path.chmod(0o755)
+    text = script_text(blocks, ndim, Path(directory))
+    write_replacing(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    mode = path.stat().st_mode
+    path.chmod(mode | (mode & 0o444) >> 2)  # executable by whoever may read it
     return path

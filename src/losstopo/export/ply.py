@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, InvalidTypeError, validate_output_path
 from ..field import LossField
+from ..io.replace import write_replacing
 from ..topology.values import log_loss_values
 from ._common import HeightMap, pyvista
 
@@ -157,10 +158,9 @@ def write_ply(
             f"write_ply writes PLY files; {path.name!r} should end in '.ply'. Rename the output."
         )
     mesh = height_surface(field, log=log, scale=scale, colormap=colormap)
-    try:
-        mesh.save(str(path), binary=True, texture="RGB", recompute_normals=False)
-    except OSError as exc:  # pragma: no cover - depends on the file system
-        raise InvalidParameterError(
-            f"Could not write {path} ({exc}); check that its directory is writable."
-        ) from exc
+    write_replacing(
+        path,
+        lambda tmp: mesh.save(str(tmp), binary=True, texture="RGB", recompute_normals=False),
+        suffix=".tmp.ply",
+    )
     return path

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, InvalidTypeError, validate_output_path
 from ..field import LossField
+from ..io.replace import write_replacing
 from ..topology import TopologySummary
 from ..topology.values import finite_range, log_loss_values
 from ._common import HeightMap, add_field_data, pad3, pyvista, write_xml
@@ -181,7 +182,8 @@ def write_multiblock(blocks: Sequence[tuple[str, Path]], path: Path) -> Path:
             mb, "DataSet", index=str(i), name=name, file=os.path.relpath(file, path.parent)
         )
     ET.indent(root)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    tree = ET.ElementTree(root)
+    write_replacing(path, lambda tmp: tree.write(tmp, encoding="utf-8", xml_declaration=True))
     return path
 
 

@@ -18,10 +18,10 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,8 @@ from ..errors import FieldFormatError, InvalidTypeError, validate_output_path
 from ..field import LossField, ProjectedPath
 from ..grid import Grid
 from ..jsonable import to_jsonable
+from .lock import writer_lock
+from .replace import write_replacing
 
 if TYPE_CHECKING:
     from ..topology import TopologySummary
@@ -93,7 +95,14 @@ class open_field_file:
                 f"{self.path} is an HDF5 file but not a losstopo field (no format={FORMAT_NAME!r} "
                 "attribute); pass a file written by LossField.save or losstopo landscape."
             )
-        version = int(self.file.attrs.get("format_version", 1))
+        raw = self.file.attrs.get("format_version", 1)
+        if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, np.integer)):
+            self.file.close()
+            raise FieldFormatError(
+                f"{self.path} is a damaged losstopo file (its format_version is {raw!r}, not an "
+                "integer); recompute it or restore a copy."
+            )
+        version = int(raw)
         if version > FORMAT_VERSION:
             self.file.close()
             raise FieldFormatError(
@@ -114,23 +123,26 @@ def write_atomically(
 
     With ``start_from_existing`` the temporary file starts as a copy of ``path`` (opened for
     update) instead of empty. A crash or ``kill -9`` at any moment leaves either the old file or
-    the new one, never a mix.
+    the new one, never a mix. The writer lock of ``path`` (:mod:`losstopo.io.lock`) is held
+    meanwhile, so another process writing the same file is refused, not interleaved. A new file
+    gets the permissions the umask allows, a rewritten one keeps its own. A failed write (a full
+    disk) raises :class:`~losstopo.errors.OutputWriteError` and leaves no temporary file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    os.close(fd)
-    try:
-        if start_from_existing:
-            shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "r+" if start_from_existing else "w") as f:
-            write(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with writer_lock(path):
+        write_replacing(path, lambda tmp: _write_hdf5(tmp, path, write, start_from_existing))
+
+
+def _write_hdf5(
+    tmp: Path, path: Path, write: Callable[[h5py.File], None], start_from_existing: bool
+) -> None:
+    # The HDF5 library writes into memory only; the bytes reach the disk through Python, so a
+    # full disk is one clean OSError here, never an HDF5 error at close (or a crash) later.
+    image = io.BytesIO(path.read_bytes() if start_from_existing else b"")
+    with h5py.File(image, "r+" if start_from_existing else "w") as f:
+        write(f)
+    with open(tmp, "wb") as fh:
+        fh.write(image.getbuffer())
 
 
 # ---------------------------------------------------------------------------------- topology
@@ -221,6 +233,8 @@ def _read_contents(f: h5py.File) -> LossField:
         values = f["values"][()]
         metrics = {k: v[()] for k, v in f["metrics"].items()}
         attrs = json.loads(f.attrs.get("attrs_json", "{}"))
+        if not isinstance(attrs, dict):
+            raise ValueError(f"its attrs are a JSON {type(attrs).__name__}, not an object")
         paths = {}
         for name, pg in f["paths"].items():
             paths[name] = ProjectedPath(
@@ -230,7 +244,8 @@ def _read_contents(f: h5py.File) -> LossField:
                 run=str(pg.attrs.get("run", name)),
             )
         topology = _read_topology(f)
-    except (KeyError, ValueError, TypeError) as exc:
+        _check_shapes(grid, values, metrics)
+    except (KeyError, ValueError, TypeError, AttributeError, OSError, RuntimeError) as exc:
         raise FieldFormatError(
             f"{f.filename} is a damaged losstopo file ({exc}); recompute it or restore a copy."
         ) from exc
@@ -239,10 +254,28 @@ def _read_contents(f: h5py.File) -> LossField:
     )
 
 
+def _check_shapes(grid: Grid, values: Any, metrics: Mapping[str, Any]) -> None:
+    for name, arr in {"values": values, **{f"metrics/{k}": v for k, v in metrics.items()}}.items():
+        if not isinstance(arr, np.ndarray) or arr.shape != grid.shape:
+            raise ValueError(f"'{name}' has shape {np.shape(arr)}, the grid {grid.shape}")
+        if arr.dtype.kind not in "fiub":
+            raise ValueError(f"'{name}' holds {arr.dtype}, not numbers")
+
+
+def _complete(f: h5py.File) -> bool:
+    raw = f.attrs.get("complete", True)
+    if not isinstance(raw, (bool, np.bool_, int, np.integer)):
+        raise FieldFormatError(
+            f"{f.filename} is a damaged losstopo file (its 'complete' attribute is {raw!r}, not "
+            "a boolean); recompute it or restore a copy."
+        )
+    return bool(raw)
+
+
 def read_field(path: PathLike) -> LossField:
     """Read a field written by :func:`write_field` or by a finished :func:`losstopo.evaluate` store."""
     with open_field_file(path) as f:
-        if not bool(f.attrs.get("complete", True)):
+        if not _complete(f):
             done = int(np.count_nonzero(f["done"][()])) if "done" in f else 0
             total = int(np.prod(f["values"].shape))
             raise FieldFormatError(
@@ -276,32 +309,67 @@ def write_store(
 def read_fingerprint(path: PathLike) -> dict[str, str] | None:
     """The fingerprint of the store at ``path``; ``None`` for a field not written by a store."""
     with open_field_file(path) as f:
-        stored = json.loads(f.attrs.get("fingerprint_json", "null") or "null")
+        raw = f.attrs.get("fingerprint_json", "null") or "null"
+    try:
+        stored = json.loads(raw)
+        if stored is not None and not isinstance(stored, dict):
+            raise TypeError(f"a JSON {type(stored).__name__}, not an object")
+    except (TypeError, ValueError) as exc:
+        raise FieldFormatError(
+            f"{path} is a damaged losstopo store (its fingerprint: {exc}); delete it to start over."
+        ) from exc
     return None if stored is None else dict(stored)
 
 
 @dataclass(frozen=True)
 class PartialRun:
-    """The flat ``done`` mask, loss ``values`` and ``metrics`` of a partial store."""
+    """The flat ``done`` mask, loss ``values`` and ``metrics`` of a partial store, and its attrs."""
 
     done: np.ndarray
     values: np.ndarray
     metrics: dict[str, np.ndarray]
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def read_partial(path: PathLike, metric_names: tuple[str, ...] = ()) -> PartialRun:
-    """The computed part of a store, as flat (C-order) arrays; refuses a damaged store."""
+def read_partial(
+    path: PathLike, metric_names: tuple[str, ...] = (), size: int | None = None
+) -> PartialRun:
+    """The computed part of a store, as flat (C-order) arrays; refuses a damaged store.
+
+    ``size``: the number of grid points expected (checked against every array when given).
+    """
     with open_field_file(path) as f:
         try:
-            return PartialRun(
-                done=f["done"][()].astype(bool).ravel(),
-                values=f["values"][()].astype(np.float64).ravel(),
-                metrics={m: f["metrics"][m][()].astype(np.float64).ravel() for m in metric_names},
-            )
-        except KeyError as exc:
+            done = f["done"][()]
+            values = f["values"][()]
+            metrics = {m: f["metrics"][m][()] for m in metric_names}
+            attrs = json.loads(f.attrs.get("attrs_json", "{}"))
+        except (KeyError, ValueError, TypeError, OSError) as exc:
             raise FieldFormatError(
                 f"{path} is a damaged partial run ({exc}); delete it to start over."
             ) from exc
+    expected = int(values.size) if size is None else int(size)
+    arrays = {"done": done, "values": values, **{f"metrics/{m}": a for m, a in metrics.items()}}
+    for name, arr in arrays.items():
+        ok = isinstance(arr, np.ndarray) and arr.size == expected
+        ok = ok and (arr.dtype == bool if name == "done" else arr.dtype.kind in "fiu")
+        if not ok:
+            got = f"{getattr(arr, 'dtype', type(arr).__name__)} of shape {np.shape(arr)}"
+            raise FieldFormatError(
+                f"{path} is a damaged partial run ('{name}' holds {got}, expected {expected} "
+                f"{'booleans' if name == 'done' else 'numbers'}); delete it to start over."
+            )
+    if not isinstance(attrs, dict):
+        raise FieldFormatError(
+            f"{path} is a damaged partial run (its attrs are {type(attrs).__name__}, not a "
+            "mapping); delete it to start over."
+        )
+    return PartialRun(
+        done=done.astype(bool).ravel(),
+        values=values.astype(np.float64).ravel(),
+        metrics={m: a.astype(np.float64).ravel() for m, a in metrics.items()},
+        attrs=attrs,
+    )
 
 
 def read_progress(path: PathLike) -> tuple[int, int, bool]:
@@ -315,12 +383,20 @@ def read_progress(path: PathLike) -> tuple[int, int, bool]:
     (6, 6, True)
     """
     with open_field_file(path) as f:
-        if "values" not in f:
+        if "values" not in f or not isinstance(f["values"], h5py.Dataset):
             raise FieldFormatError(
                 f"{path} is marked as a losstopo field but has no 'values' dataset; it is damaged "
                 "or was not written by losstopo. Recompute it."
             )
         total = int(np.prod(f["values"].shape))
-        complete = bool(f.attrs.get("complete", True))
-        done = int(np.count_nonzero(f["done"][()])) if "done" in f else (total if complete else 0)
+        complete = _complete(f)
+        done = total if complete else 0
+        if "done" in f:
+            mask = f["done"]
+            if not isinstance(mask, h5py.Dataset) or mask.shape != f["values"].shape:
+                raise FieldFormatError(
+                    f"{path} is a damaged losstopo store (its 'done' mask does not match its "
+                    "'values'); delete it to start over."
+                )
+            done = int(np.count_nonzero(mask[()]))
         return done, total, complete
