@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
+import pytest
 
 from losstopo import LossField
 from losstopo.cli import main
@@ -59,3 +61,24 @@ def test_bad_k_is_one_sentence(tmp_path, monkeypatch, capsys):
     assert "--k" in err and "Traceback" not in err
     assert main([*base, "--k", "1000", "--trace-samples", "2"]) == 2
     assert "the maximum is k=51" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_curvature_map_with_two_workers_equals_one_process(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "mymod.py").write_text(MYMOD)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    base = ["hessian", "--model", "mymod:model", "--data", "mymod:data", "--map"]
+    base += ["--resolution", "4", "--lanczos-steps", "4", "--quiet"]
+    for out, workers in (("one", "1"), ("two", "2")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "losstopo.cli", *base, "--out", out, "--workers", workers],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    one = LossField.load(tmp_path / "one" / "curvature_map.h5")
+    two = LossField.load(tmp_path / "two" / "curvature_map.h5")
+    np.testing.assert_array_equal(one.values, two.values)
+    np.testing.assert_array_equal(one.metrics["lambda_min"], two.metrics["lambda_min"])

@@ -31,7 +31,7 @@ from ..errors import validate_float, validate_int
 from .landscape import prepare_model
 from .options import OUT_DIRECTORY, output_directory
 from .resolve import resolve_task
-from .workers import run_workers
+from .workers import LAUNCH_DIR_ENV, run_workers, watch_parent
 
 DESCRIPTION = __doc__.split("Examples")[0].split("\n\n", 1)[1].replace("``", "")
 
@@ -45,6 +45,15 @@ def run(args: argparse.Namespace) -> int:
     validate_int(args.workers, "--workers", low=1)
     validate_float(args.extent, "--extent", low=0.0, strict_low=True)
     out = output_directory(args.out)
+    if args.map and int(os.environ.get("RANK", "0")) == 0:  # a refused store says so now
+        from ..store import check_store_path
+
+        check_store_path(out / "curvature_map.h5")
+    if args.device is not None:
+        from ..engine import resolve_device
+
+        resolve_device(args.device)  # a device this machine lacks is said before any training
+    watch_parent()  # a worker of --workers ends with its launcher
     task = resolve_task(args.model, args.data, args.loss, seed=args.seed)
     args.quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
     args.trajectory = None
@@ -56,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 ckpt = Path(tmp) / "model.pt"
                 torch.save(task.model.state_dict(), ckpt)
-                return run_workers(args.argv, args.workers, {"--checkpoint": str(ckpt)})
+                env = {LAUNCH_DIR_ENV: tmp}
+                return run_workers(args.argv, args.workers, {"--checkpoint": str(ckpt)}, env)
         return curvature_map(args, task, out)
     return at_model(args, task, out)
 

@@ -123,11 +123,35 @@ def hessian_map(
         "projector": projector.describe() if hasattr(projector, "describe") else {},
         "losstopo_version": __version__,
     }
-    pstore = PointStore.open(
-        Path(store) if store is not None and rank == 0 else None, grid, METRICS, fingerprint
-    )
-    if pstore.complete_field is not None:
-        return distributed.broadcast(pstore.complete_field, size)
+    opened: list[PointStore] = [PointStore(grid, METRICS, fingerprint)]  # ranks > 0
+
+    def open_store() -> None:  # rank 0 opens (and locks) the store; every rank hears how it went
+        opened[0] = PointStore.open(
+            Path(store) if store is not None else None, grid, METRICS, fingerprint
+        )
+
+    distributed.run_on_rank0(open_store, rank, size)
+    try:
+        return _run(opened[0], op, decoder, grid, attrs, k, seed, chunk_size, progress)
+    finally:
+        opened[0].close()
+
+
+def _run(
+    pstore: PointStore,
+    op: Any,
+    decoder: Any,
+    grid: Grid,
+    attrs: dict[str, Any],
+    k: int,
+    seed: int,
+    chunk_size: int | None,
+    progress: bool,
+) -> LossField:
+    rank, size = distributed.world()
+    finished = distributed.run_on_rank0(lambda: pstore.complete_field, rank, size)
+    if finished is not None:
+        return finished
     missing = distributed.broadcast(pstore.missing(), size)
     points = grid.points()
     chunk = validate_int(chunk_size or max(8, math.ceil(grid.size / 32)), "chunk_size", low=1)
@@ -141,26 +165,37 @@ def hessian_map(
             block = missing[start : start + chunk * size]
             mine = block[rank::size]
             rows = []
-            if len(mine):
-                params = np.asarray(decoder(points[mine]), dtype=np.float64)
-                for idx, p in zip(mine, params, strict=True):
-                    lam_max, lam_min = _extremes(op.at(p), k, seed + int(idx))
-                    ratio = abs(lam_min / lam_max) if lam_max != 0 else math.inf
-                    rows.append((ratio, lam_max, lam_min))
-            for idx, res in distributed.gather((mine, rows), size):
+            error: BaseException | None = None
+            try:
+                if len(mine):
+                    params = np.asarray(decoder(points[mine]), dtype=np.float64)
+                    for idx, p in zip(mine, params, strict=True):
+                        lam_max, lam_min = _extremes(op.at(p), k, seed + int(idx))
+                        ratio = abs(lam_min / lam_max) if lam_max != 0 else math.inf
+                        rows.append((ratio, lam_max, lam_min))
+            except Exception as exc:  # noqa: BLE001 - shared with every rank below
+                error = exc
+            gathered = distributed.gather(
+                (
+                    mine[: len(rows)],
+                    rows,
+                    None if error is None else distributed.portable(error, rank),
+                ),
+                size,
+            )
+            for idx, res, _ in gathered:
                 if len(idx):
                     pstore.put(np.asarray(idx), np.asarray(res, dtype=np.float64))
-            if rank == 0:
-                pstore.flush(attrs)
+            distributed.run_on_rank0(lambda: pstore.flush(attrs), rank, size)
+            distributed.raise_first([g[2] for g in gathered], error, rank)
             if bar is not None:
                 bar.update(len(block))
     finally:
         if bar is not None:
             bar.close()
     field = pstore.field(attrs)
-    if rank == 0:
-        pstore.finalize(field)
-    return distributed.broadcast(field, size)
+    distributed.run_on_rank0(lambda: pstore.finalize(field), rank, size)
+    return field
 
 
 __all__ = ["hessian_map"]
