@@ -43,6 +43,7 @@ from .topology import (
     wasserstein_distance,
 )
 from .trajectory import Trajectory, TrajectoryRecorder, train
+from .verify import TopologyCheck, verify_topology
 
 __all__ = [
     "CriticalCheck",
@@ -89,4 +90,6 @@ __all__ = [
     "resolve_loss",
     "train",
     "wasserstein_distance",
+    "TopologyCheck",
+    "verify_topology",
 ]
