@@ -83,11 +83,8 @@ def _topology(field: Any, topology: Any) -> TopologySummary:
 
 
 def _coords(field: Any, index: np.ndarray) -> np.ndarray:
-    axes = [np.asarray(a, dtype=np.float64) for a in field.grid.axes.values()]
-    if index.size == 0:
-        return np.zeros((0, len(axes)))
-    ij = np.unravel_index(index, field.grid.shape)
-    return np.stack([a[i] for a, i in zip(axes, ij, strict=True)], axis=1)
+    coords = field.grid.coords_of(index) if index.size else np.zeros((0, field.grid.ndim))
+    return np.asarray(coords, dtype=np.float64).reshape(index.size, field.grid.ndim)
 
 
 def _checkpoints(trajectory: Any, n_params: int) -> np.ndarray | None:
