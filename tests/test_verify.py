@@ -238,3 +238,27 @@ def test_the_check_round_trips_through_json_and_the_field_file(plane_check, plan
     assert TopologyCheck.from_summary(loaded.topology).equals(check)
     table = format_check(check)
     assert "confirmed" in table and "score 1" in table
+
+
+def test_the_check_is_shown_in_the_report_and_the_vtk_export(plane_check, plane_case, tmp_path):
+    from losstopo.report import write_report
+
+    check, _ = plane_check
+    _, _, field, topo = plane_case
+    field = field.with_topology(check.attach(topo))
+    (tmp_path / "run").mkdir()
+    field.save(tmp_path / "run" / "f.h5")
+    html = write_report(tmp_path / "run").read_text()
+    assert "Basins and separations in the full parameter space" in html
+    assert "confirmed" in html and "Score 1" in html
+    pv = pytest.importorskip("pyvista")
+    from losstopo.export import write_paraview
+
+    (tmp_path / "pv").mkdir()
+    write_paraview(field, tmp_path / "pv", topology=field.topology)
+    mesh = pv.read(next((tmp_path / "pv").rglob("*critical*.vtp")))
+    types = np.asarray(mesh.point_data["CriticalType"])
+    artifact = np.asarray(mesh.point_data["BasinArtifact"])
+    status = np.asarray(mesh.point_data["SeparationStatus"])
+    assert sorted(artifact[types == 0].tolist()) == [0, 1]  # the full-space saddle at x = +1
+    assert status[types == 1].tolist() == [0]  # the one merge saddle, confirmed

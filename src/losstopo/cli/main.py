@@ -15,7 +15,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import LosstopoError
-from . import compare_projectors, demo, export, hessian, info, landscape, report, topology
+from . import compare_projectors, demo, export, hessian, info, landscape, report, topology, verify
 
 OUT_RULE = """\
 --out names a FILE for a command that writes one file (landscape, report) and a DIRECTORY for a
@@ -32,6 +32,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     report.register,
     compare_projectors.register,
     hessian.register,
+    verify.register,
 ]
 
 

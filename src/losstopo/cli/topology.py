@@ -14,6 +14,7 @@ def run(args: argparse.Namespace) -> int:
     from ..field import LossField, store_topology
     from ..jsonable import to_jsonable
     from ..topology import analyze, format_summary
+    from ..verify import TopologyCheck, format_check
 
     validate_float(args.min_persistence, "min-persistence", low=0.0)
     target = output_file(args.json, "--json") if args.json else None
@@ -25,6 +26,11 @@ def run(args: argparse.Namespace) -> int:
         connectivity=args.connectivity,
     )
     print(format_summary(summary))
+    stored = TopologyCheck.from_summary(field.topology) if field.topology is not None else None
+    if stored is not None:  # written by losstopo verify, for the topology stored in the file
+        threshold = stored.attrs.get("min_persistence", float("nan"))
+        print(f"stored with the file's topology (min_persistence={threshold:.6g}):")
+        print(format_check(stored))
     if target is not None:
         target.write_text(json.dumps(to_jsonable(summary.to_dict()), indent=2))
         print(f"wrote {target}")

@@ -22,9 +22,8 @@ minima in the full space (``n_points`` evaluations of the loss). The separation 
   between the two decoded minima (``curve_fn``) brings the barrier below that fraction.
 
 For a **linear** projector (plane, PCA, Hessian directions) the straight segment between two
-decoded minima lies inside the plane and must climb over the picture's merge saddle, so its
-barrier is at least the picture's (up to the grid's resolution): a plane's separations can only be
-contradicted by curves (see the note in :func:`verify_topology`).
+decoded minima lies inside the plane: a plane's separations can only be contradicted by curves,
+or by a finer grid (see the note in :func:`verify_topology`).
 """
 
 from __future__ import annotations
@@ -151,12 +150,15 @@ def verify_topology(
     Notes
     -----
     For a linear projector the straight segment between two decoded minima is the image of the
-    straight segment between them in the picture, so it lies inside the plane. If that segment
-    stays below the picture's merge saddle the two minima would be in one component of the
-    sublevel set, so (up to the grid's resolution) its barrier is at least the picture's and the
-    separation is always confirmed. A plane can hide structure but cannot invent a barrier
-    between its own points; only a curve (``curve=True``) can contradict it. Non-linear decoders
-    (the auto-encoder) can: their sheet bends out of the plane of its two points.
+    straight segment between them in the picture, so it lies inside the plane: it must climb over
+    the plane's own (continuous) barrier between them. A plane can hide structure but cannot
+    invent a barrier between its own points; only a curve (``curve=True``) can contradict it.
+    What a plane's check can still find is resolution: the picture's barrier is read on grid
+    vertices, and on a coarse grid the vertex where two basins merge can sit well above the
+    continuous saddle between vertices, so an ``"artifact"`` on a plane says the grid
+    overstates that barrier (refine it around the saddle). Non-linear decoders (the
+    auto-encoder) bend out of the plane of their two points and can show barriers the network
+    does not have at all.
 
     The check is stored with the topology by :meth:`TopologyCheck.attach`.
 
