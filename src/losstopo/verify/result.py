@@ -59,6 +59,20 @@ class TopologyCheck:
     status : ``"confirmed"`` (``straight_barrier >= fraction * picture_barrier``), ``"artifact"``
         (below), or ``"curve-connected"`` (confirmed on the straight segment, but the curve's
         barrier is below ``fraction * picture_barrier``)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losstopo import Grid, PlaneProjector, evaluate, verify_topology
+    >>> _ = torch.manual_seed(0)
+    >>> model, data = torch.nn.Linear(2, 1), (torch.randn(8, 2), torch.randn(8, 1))
+    >>> proj = PlaneProjector(model, torch.eye(3)[:2])  # least squares: one convex basin
+    >>> field = evaluate(model, data, "mse", proj, Grid.square(resolution=5), progress=False)
+    >>> check = verify_topology(model, data, "mse", field, projector=proj, device="cpu")
+    >>> check.n_minima, check.n_separations, check.score, bool(check.is_full_space_minimum[0])
+    (1, 0, nan, True)
+    >>> TopologyCheck.from_dict(check.to_dict()).equals(check)
+    True
     """
 
     index: np.ndarray
