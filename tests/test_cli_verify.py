@@ -54,8 +54,12 @@ def test_verify_stores_the_same_check_as_the_python_call(tmp_path, monkeypatch, 
         np.testing.assert_array_equal(getattr(stored, name), getattr(direct, name))
     confirmed = stored.straight_barrier >= 0.5 * stored.picture_barrier
     assert stored.status.tolist() == np.where(confirmed, "confirmed", "artifact").tolist()
-    assert main(["topology", "f.h5"]) == 0
+    assert main(["topology", "f.h5", "--save"]) == 0  # the same basins: the check is kept
     assert "stored with the file's topology" in capsys.readouterr().out
+    kept = TopologyCheck.from_summary(LossField.load(tmp_path / "f.h5").topology)
+    assert kept is not None and kept.equals(stored)
+    assert main(["topology", "f.h5", "--min-persistence", "100", "--save"]) == 0
+    assert TopologyCheck.from_summary(LossField.load(tmp_path / "f.h5").topology) is None
 
 
 def test_another_seed_or_projector_is_refused_in_one_sentence(tmp_path, monkeypatch, capsys):

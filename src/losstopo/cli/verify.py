@@ -63,9 +63,9 @@ def rebuild_plane(field: Any, model: Any, seed: int | None = None) -> Any:
     if stored is not None and proj.fingerprint() != stored:
         raise InvalidParameterError(
             f"The plane rebuilt from this model (fingerprint {proj.fingerprint()}) is not the "
-            f"field's ({stored}); pass the --model, --checkpoint and --seed that `losstopo "
-            "landscape` used for this field (and --projector-seed if its directions had another "
-            "seed)."
+            f"field's ({stored}); pass the --model, --checkpoint (or --seed and --epochs of a "
+            "built-in trained here) that `losstopo landscape` used for this field, and "
+            "--projector-seed if its directions had another seed."
         )
     return proj
 
