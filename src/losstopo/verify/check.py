@@ -244,13 +244,10 @@ def verify_topology(
     picture = saddle_value - np.maximum(pairs[pair[:, 0], 0], pairs[pair[:, 1], 0])
     t = np.linspace(0.0, 1.0, n_points)
     path_loss = np.zeros((seps.size, n_points))
-    if seps.size:
-        a, b = params[pair[:, 0]], params[pair[:, 1]]
-        segments = a[:, None, :] * (1 - t)[None, :, None] + b[:, None, :] * t[None, :, None]
-        values = evaluate_points(
-            model, data, loss, segments.reshape(-1, n_params), device=device, batch_size=batch_size
-        )
-        path_loss = np.asarray(values.loss, dtype=np.float64).reshape(seps.size, n_points)
+    for j, (i, k) in enumerate(pair):  # one segment at a time: n_points rows of parameters
+        segment = params[i][None, :] * (1 - t)[:, None] + params[k][None, :] * t[:, None]
+        values = evaluate_points(model, data, loss, segment, device=device, batch_size=batch_size)
+        path_loss[j] = np.asarray(values.loss, dtype=np.float64)
     straight = path_loss.max(axis=1) - np.maximum(path_loss[:, 0], path_loss[:, -1])
     confirmed = straight >= fraction * picture
     status = np.where(confirmed, "confirmed", "artifact").astype("<U15")
