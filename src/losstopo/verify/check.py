@@ -253,7 +253,7 @@ def verify_topology(
     status = np.where(confirmed, "confirmed", "artifact").astype("<U15")
     curve_barrier = np.full(seps.size, np.nan)
     if curve and curve_fn is not None:
-        for j in np.flatnonzero(confirmed):
+        for j in np.flatnonzero(confirmed).tolist():
             curve_barrier[j] = float(curve_fn(params[pair[j, 0]], params[pair[j, 1]]))
             if curve_barrier[j] < fraction * picture[j]:
                 status[j] = "curve-connected"
