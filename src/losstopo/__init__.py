@@ -54,6 +54,7 @@ from .topology import (
     wasserstein_distance,
 )
 from .trajectory import Trajectory, TrajectoryRecorder, train
+from .verify import TopologyCheck, verify_topology
 
 __all__ = [
     "AlignmentReport",
@@ -113,4 +114,6 @@ __all__ = [
     "resolve_loss",
     "train",
     "wasserstein_distance",
+    "TopologyCheck",
+    "verify_topology",
 ]

@@ -41,6 +41,7 @@ from .field import LossField
 from .hessian.checks import CriticalCheck
 from .io.replace import refuse_clobbering, write_replacing
 from .topology import TopologySummary
+from .verify import TopologyCheck
 
 MAX_IMAGE_BYTES = 8 * 2**20
 MAX_IMAGES = 60
@@ -391,7 +392,38 @@ def _summary_html(s: TopologySummary) -> str:
     check = CriticalCheck.from_summary(s)
     if check is not None and len(check):
         html += _full_space_html(check)
+    verified = TopologyCheck.from_summary(s)
+    if verified is not None:
+        html += _separations_html(verified)
     return html
+
+
+def _separations_html(check: TopologyCheck) -> str:
+    """The basins and separations of a picture checked in the full space (``verify_topology``)."""
+    minima = [
+        [i, check.coords[i].tolist(), check.value[i], check.loss[i], check.lambda_min[i],
+         check.checkpoint_distance[i], "artifact" if check.is_artifact[i] else "basin"]
+        for i in range(min(check.n_minima, MAX_LIST))
+    ]  # fmt: skip
+    seps = [
+        [f"{a} -> {b}", check.picture_barrier[j], check.straight_barrier[j],
+         check.curve_barrier[j], check.status[j]]
+        for j, (a, b) in enumerate(check.pair[:MAX_ROWS].tolist())
+    ]  # fmt: skip
+    note = (
+        f"<p>Score {_fmt(check.score)}: {check.n_confirmed} of {check.n_separations} separations "
+        f"confirmed (full-space barrier at least {_fmt(check.fraction)} of the picture's); "
+        f"{check.n_artifact_minima} artifact minima (a full-space saddle, or a basin whose own "
+        "separation is not confirmed).</p>"
+    )
+    header = ["#", "coords", "value", "full-space loss", "lambda_min", "checkpoint distance", ""]
+    sep_header = ["basins", "picture barrier", "straight barrier", "curve barrier", "status"]
+    return (
+        "<h4>Basins and separations in the full parameter space</h4>"
+        + note
+        + _grid_table(header, minima)
+        + (_grid_table(sep_header, seps) if seps else "")
+    )
 
 
 def _full_space_html(check: CriticalCheck) -> str:

@@ -26,6 +26,7 @@ from . import (
     landscape,
     report,
     topology,
+    verify,
 )
 
 OUT_RULE = """\
@@ -45,6 +46,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     hessian.register,
     connect.register,
     align.register,
+    verify.register,
 ]
 
 

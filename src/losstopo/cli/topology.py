@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+import numpy as np
+
 from ..errors import validate_float
 from .options import OUT_FILE, output_file
 
@@ -15,6 +17,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.replace import refuse_clobbering, write_replacing
     from ..jsonable import to_jsonable
     from ..topology import analyze, format_summary
+    from ..verify import TopologyCheck, format_check
 
     validate_float(args.min_persistence, "min-persistence", low=0.0)
     target = output_file(args.json, "--json") if args.json else None
@@ -28,14 +31,31 @@ def run(args: argparse.Namespace) -> int:
         connectivity=args.connectivity,
     )
     print(format_summary(summary))
+    stored = TopologyCheck.from_summary(field.topology) if field.topology is not None else None
+    if stored is not None:  # written by losstopo verify, for the topology stored in the file
+        threshold = stored.attrs.get("min_persistence", float("nan"))
+        print(f"stored with the file's topology (min_persistence={threshold:.6g}):")
+        print(format_check(stored))
     if target is not None:
         text = json.dumps(to_jsonable(summary.to_dict()), indent=2)
         write_replacing(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         print(f"wrote {target}")
     if args.save:
+        if stored is not None and _same_join_tree(summary, field.topology):
+            summary = stored.attach(summary)  # the same basins: the check still holds
         store_topology(args.file, summary)  # atomic; a partial run stays resumable
         print(f"stored the summary in {args.file}")
     return 0
+
+
+def _same_join_tree(a: Any, b: Any) -> bool:
+    ta, tb = a.join_tree, b.join_tree
+    return (
+        ta is not None
+        and tb is not None
+        and ta.branches.shape == tb.branches.shape
+        and bool(np.array_equal(ta.branches, tb.branches))
+    )
 
 
 def register(subparsers: Any) -> None:

@@ -24,6 +24,7 @@ from ..errors import InvalidParameterError, InvalidTypeError
 from ..field import LossField
 from ..hessian.checks import CriticalCheck
 from ..topology import MergeTree, TopologySummary
+from ..verify import TopologyCheck
 from ._common import HeightMap, pad3, pyvista
 
 __all__ = [
@@ -121,7 +122,33 @@ def summary_critical_polydata(
     check = CriticalCheck.from_summary(summary)
     if check is not None:
         add_full_space_arrays(mesh, cp.index, cp.type, check)
+    verified = TopologyCheck.from_summary(summary)
+    if verified is not None:
+        add_verify_arrays(mesh, cp.index, cp.type, verified)
     return mesh
+
+
+def add_verify_arrays(mesh: Any, index: Any, types: Any, check: TopologyCheck) -> None:
+    """Point arrays of :func:`losstopo.verify_topology`, by vertex.
+
+    ``BasinArtifact`` on minima (1: an artifact minimum, 0: a basin of the network) and
+    ``SeparationStatus`` on merge saddles (0 confirmed, 1 artifact, 2 curve-connected; the
+    largest code where several basins merge at one vertex); -1 on points the check did not cover.
+    """
+    codes = {"confirmed": 0, "artifact": 1, "curve-connected": 2}
+    minima = {int(i): j for j, i in enumerate(check.index)}
+    saddles: dict[int, int] = {}
+    for i, s in zip(check.saddle_index, check.status, strict=True):  # a multi-saddle: the least
+        saddles[int(i)] = max(saddles.get(int(i), 0), codes[str(s)])  # confirmed of its merges
+    artifact = np.full(len(index), -1, dtype=np.int8)
+    status = np.full(len(index), -1, dtype=np.int8)
+    for k, (i, t) in enumerate(zip(index, types, strict=True)):
+        if int(t) == 0 and int(i) in minima:
+            artifact[k] = int(bool(check.is_artifact[minima[int(i)]]))
+        elif int(t) == 1 and int(i) in saddles:
+            status[k] = saddles[int(i)]
+    mesh.point_data["BasinArtifact"] = artifact
+    mesh.point_data["SeparationStatus"] = status
 
 
 def add_full_space_arrays(mesh: Any, index: Any, types: Any, check: CriticalCheck) -> None:
