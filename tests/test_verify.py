@@ -188,10 +188,12 @@ def test_a_curve_that_removes_the_straight_barrier_is_curve_connected(plane_case
     assert high.status.tolist() == ["confirmed"]
 
 
-def test_curve_checks_without_a_curve_say_what_is_needed(plane_case):
+def test_curve_checks_train_a_bezier_curve_by_default(plane_case):
+    """Every path between the wells crosses x = 0, where the loss is at least 1: no curve helps."""
     model, proj, field, topo = plane_case
-    with pytest.raises(InvalidParameterError, match="connectivity.fit_curve"):
-        verify_topology(model, DATA, mean, field, topo, projector=proj, curve=True)
+    check = verify_topology(model, DATA, mean, field, topo, projector=proj, curve=True, steps=3)
+    assert check.status.tolist() == ["confirmed"]
+    assert check.curve_barrier[0] >= 0.99
 
 
 def test_a_projector_that_cannot_decode_is_refused_naming_those_that_can(plane_case):

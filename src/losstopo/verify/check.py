@@ -28,10 +28,12 @@ or by a finer grid (see the note in :func:`verify_topology`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import InvalidParameterError, InvalidTypeError, validate_float, validate_int
 from ..evaluate import as_decoder, evaluate_points
@@ -121,6 +123,7 @@ def verify_topology(
     tol: float = 1e-3,
     seed: int = 0,
     curve_fn: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    curve_epochs: int = 20,
     device: Any = None,
     batch_size: int | None = None,
 ) -> TopologyCheck:
@@ -140,6 +143,8 @@ def verify_topology(
     curve, curve_fn : with ``curve=True``, each confirmed separation is also tried along a curve:
         ``curve_fn(params_a, params_b)`` gets the two decoded minima (flat float64 vectors) and
         returns the loss barrier along its curve (maximum excess over the higher endpoint).
+        Without ``curve_fn`` a quadratic Bezier curve is trained between them
+        (:func:`bezier_barrier`: :func:`losstopo.fit_curve`, ``curve_epochs`` epochs on ``data``).
     n_points : evaluations along each straight segment (endpoints included).
     fraction : a separation is confirmed when the full-space barrier is at least ``fraction``
         times the picture's.
@@ -189,11 +194,7 @@ def verify_topology(
     steps = validate_int(steps, "steps", low=2)
     tol = validate_float(tol, "tol", low=0.0)
     if curve and curve_fn is None:
-        raise InvalidParameterError(
-            "curve=True needs a curve to fit between the two minima of each separation; pass "
-            "curve_fn=(params_a, params_b) -> barrier, e.g. built on "
-            "losstopo.connectivity.fit_curve."
-        )
+        curve_fn = bezier_barrier(model, data, loss, epochs=curve_epochs, seed=seed, device=device)
     if not hasattr(model, "named_parameters"):
         raise InvalidTypeError(f"'model' must be a torch.nn.Module; got {type(model).__name__}.")
     n_params = ParameterSpace.from_module(model).n_params
@@ -292,3 +293,33 @@ def verify_topology(
             "projector": _name(projector),
         },
     )
+
+
+def bezier_barrier(
+    model: Any, data: Any, loss: Any, epochs: int = 20, seed: int = 0, device: Any = None
+) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A ``curve_fn`` for :func:`verify_topology`: the barrier along a trained Bezier curve.
+
+    For two flat parameter vectors, trains the bend of a quadratic Bezier curve between copies of
+    ``model`` holding them (:func:`losstopo.fit_curve` on ``data``) and returns the largest loss
+    along the curve (41 points, eval-mode BatchNorm) minus the higher endpoint's, at least 0.
+    """
+    from ..connectivity import fit_curve
+
+    space = ParameterSpace.from_module(model)
+
+    def with_params(params: np.ndarray) -> Any:
+        other = copy.deepcopy(model)
+        with torch.no_grad():
+            for name, value in space.unflatten(torch.as_tensor(params)).items():
+                other.get_parameter(name).copy_(value)
+        return other
+
+    def barrier(params_a: np.ndarray, params_b: np.ndarray) -> float:
+        a, b = with_params(params_a), with_params(params_b)
+        curve = fit_curve(a, b, data, loss, epochs=epochs, seed=seed, progress=False, device=device)
+        profile = curve.evaluate(data, loss, n_points=41, metrics=(), bn="eval", device=device)
+        values = np.asarray(profile.loss, dtype=np.float64)
+        return float(max(values.max() - max(values[0], values[-1]), 0.0))
+
+    return barrier
