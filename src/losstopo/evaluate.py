@@ -37,7 +37,7 @@ from torch import nn
 
 from . import distributed
 from ._version import __version__
-from .data import EvalData, resolve_loss
+from .data import EvalData, check_outputs, resolve_loss
 from .engine import Evaluator, PointFailure, is_linear_decoder, metrics_by_name, resolve_device
 from .errors import (
     EvaluationError,
@@ -88,7 +88,8 @@ def evaluate(
     model : nn.Module
         Architecture and (for buffers such as BatchNorm statistics) state. Never modified: the
         evaluation runs on a private copy.
-    data : (inputs, targets) tensors, a DataLoader, or an iterable of such pairs
+    data : (inputs, targets) tensors, a map-style Dataset (read in batches of ``batch_size``),
+        a DataLoader, or an iterable of such pairs
         Moved to the device once when it fits under ``data_memory_cap`` bytes.
     loss : "cross_entropy", "mse", or a callable ``(outputs, targets) -> mean loss``
         The mean is weighted correctly across unequal batches.
@@ -137,11 +138,15 @@ def evaluate(
 
     space = ParameterSpace.from_module(model)
     _check_projector(projector, space, grid)
-    eval_data = EvalData.from_any(data, loss_name, dev, memory_cap=data_memory_cap)
+    eval_data = EvalData.from_any(
+        data, loss_name, dev, memory_cap=data_memory_cap, batch_size=batch_size or 256
+    )
     metric_names = tuple(m.name for m in requested if m.applies_to(loss_name))
     skipped = [m.name for m in requested if not m.applies_to(loss_name)]
     bn_eval = (
-        EvalData.from_any(bn_data, loss_name, dev, memory_cap=data_memory_cap)
+        EvalData.from_any(
+            bn_data, loss_name, dev, memory_cap=data_memory_cap, batch_size=bn_batch_size
+        )
         if bn_data is not None
         else None
     )
@@ -352,7 +357,7 @@ def evaluate_points(
                 "'metrics'."
             )
     dev = resolve_device(device)
-    eval_data = EvalData.from_any(data, loss_name, dev)
+    eval_data = EvalData.from_any(data, loss_name, dev, batch_size=batch_size or 256)
     names = tuple(m.name for m in requested)
     ev = Evaluator(
         model, space, None, eval_data, loss_fn, loss_name, names, dev, batch_size=batch_size
@@ -459,6 +464,7 @@ def _check_forward(evaluator: Evaluator) -> None:
             f"The model or the loss fails on the data before any grid point ({type(exc).__name__}: "
             f"{exc}); check that the inputs fit the model and the targets fit the loss."
         ) from exc
+    check_outputs(out, y, evaluator.loss_name)
 
 
 def _grid_hash(grid: Grid) -> str:
