@@ -120,3 +120,35 @@ def test_train_records_the_initial_loss_without_changing_the_model():
     np.testing.assert_array_equal(
         traj.points, train(again, (x, y), epochs=2, batch_size=64, progress=False).points
     )
+
+
+def test_every_field_states_its_batchnorm_policy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).eval()
+    x, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
+    proj = PlaneProjector(model, random_directions(model, ignore=None))
+    grid = Grid.square(2)
+    kw = dict(device="cpu", progress=False, metrics=())
+    running = evaluate(model, (x, y), "cross_entropy", proj, grid, **kw)
+    assert running.attrs["batchnorm"].startswith("running")
+    recomputed = evaluate(
+        model,
+        (x, y),
+        "cross_entropy",
+        proj,
+        grid,
+        bn="recompute",
+        bn_batches=2,
+        bn_batch_size=16,
+        **kw,
+    )
+    assert recomputed.attrs["batchnorm"] == (
+        "recomputed: statistics re-estimated at every point from 2 batches of 16 samples"
+    )
+    plain = nn.Linear(3, 2)
+    proj = PlaneProjector(plain, random_directions(plain, ignore=None))
+    assert (
+        evaluate(plain, (x, y), "cross_entropy", proj, grid, **kw)
+        .attrs["batchnorm"]
+        .startswith("none")
+    )

@@ -38,7 +38,14 @@ from torch import nn
 from . import distributed
 from ._version import __version__
 from .data import EvalData, check_outputs, resolve_loss
-from .engine import Evaluator, PointFailure, is_linear_decoder, metrics_by_name, resolve_device
+from .engine import (
+    Evaluator,
+    PointFailure,
+    batchnorm_policy,
+    is_linear_decoder,
+    metrics_by_name,
+    resolve_device,
+)
 from .errors import (
     EvaluationError,
     InvalidParameterError,
@@ -183,6 +190,7 @@ def evaluate(
         "model_parameter_hash": tensor_hash(center),
         "n_params": space.n_params,
         "bn": bn,
+        "batchnorm": batchnorm_policy(model, bn, bn_batches, bn_batch_size),
         "mode": mode,
         "device": str(dev),
         "world_size": size,

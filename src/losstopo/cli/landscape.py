@@ -108,10 +108,12 @@ def prepare_model(args: argparse.Namespace, task: Task) -> Trajectory | None:
             run=args.model,
             progress=not args.quiet and args.workers == 1,
         )
-    if not args.quiet and ":" not in args.model:
+    if not args.quiet:
+        what = "built-in" if ":" not in args.model else "the model of"
         print(
-            f"note: built-in {args.model} is not trained here; it is evaluated at its random "
-            "initialisation. Pass --checkpoint FILE.pt to evaluate trained weights.",
+            f"note: {what} {args.model} is not trained here and no --checkpoint is given; it is "
+            "evaluated with the weights it is built with (a random initialisation unless it loads "
+            "its own). Pass --checkpoint FILE.pt to evaluate trained weights.",
             file=sys.stderr,
         )
     return None

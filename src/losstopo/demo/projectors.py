@@ -266,6 +266,7 @@ def _landscape_summary(
         "resolution": field.grid.shape[0],
         "min_loss": round(float(np.nanmin(v)), 5),
         "max_loss": round(float(np.nanmax(v)), 5),
+        "batchnorm": field.attrs.get("batchnorm"),
         "persistent_minima": topo.n_minima,
         "persistent_saddles": topo.n_saddles,
         "seconds": round(seconds, 2),
