@@ -26,7 +26,8 @@ from torch import nn
 from .errors import InvalidParameterError, renamed_parameter, validate_choice, validate_int
 from .space import Include, ParameterSpace
 
-Normalization = Literal["filter", "layer", "none"]
+Normalization = Literal["filter", "layer", "none", "weight", "dfilter", "dlayer"]
+NORMALIZATIONS = ("filter", "layer", "none", "weight", "dfilter", "dlayer")
 
 
 def random_directions(
@@ -48,10 +49,13 @@ def random_directions(
         The model whose weights set the scale (the centre of the landscape).
     n_components : int
         Number of directions (1 for a 1-D profile, 2 for a plane, 3 for a volume).
-    normalization : {"filter", "layer", "none"}
+    normalization : {"filter", "layer", "none", "weight", "dfilter", "dlayer"}
         ``"filter"``: each filter (row of a linear layer, output channel of a convolution) of
         the direction is scaled to the norm of the same filter of the weights. ``"layer"``: each
         tensor is scaled to the norm of the weight tensor. ``"none"``: raw N(0, 1) entries.
+        Li et al.'s other options: ``"weight"`` multiplies the direction by the weights entry
+        by entry; ``"dfilter"`` scales each filter of the direction to unit norm; ``"dlayer"``
+        scales each tensor of the direction to unit norm (the last two ignore the weights).
     ignore : {"biasbn", None}
         With ``"biasbn"`` the 1-D tensors (biases, BatchNorm scale and shift) get a zero
         direction. With ``None`` and a normalization, they get a copy of the weights (Li et al.).
@@ -68,7 +72,7 @@ def random_directions(
     """
     n_components = renamed_parameter(n_components, n, "n_components", "n", 2)
     n = validate_int(n_components, "n_components", low=1)
-    validate_choice(normalization, "normalization", ("filter", "layer", "none"))
+    validate_choice(normalization, "normalization", NORMALIZATIONS)
     validate_choice(ignore, "ignore", ("biasbn", None))
     seed = validate_int(seed, "seed", low=0)
     space = ParameterSpace.from_module(model, include=include)
@@ -119,6 +123,13 @@ def _normalize(
         return (d_flat * scale[:, None]).reshape(d.shape)
     if normalization == "layer":
         return d * (w.norm() / (d.norm() + 1e-10))
+    if normalization == "weight":
+        return d * w
+    if normalization == "dfilter":
+        d_flat = d.reshape(d.shape[0], -1)
+        return (d_flat / (d_flat.norm(dim=1, keepdim=True) + 1e-10)).reshape(d.shape)
+    if normalization == "dlayer":
+        return d / (d.norm() + 1e-10)
     return d
 
 

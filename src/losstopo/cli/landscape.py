@@ -261,7 +261,11 @@ def register(subparsers: Any) -> None:
     add_n_components(
         land, help="1, 2 or 3 directions or components (default 2)", aliases=("--dims",)
     )
-    land.add_argument("--normalization", default="filter", choices=["filter", "layer", "none"])
+    land.add_argument(
+        "--normalization",
+        default="filter",
+        choices=["filter", "layer", "none", "weight", "dfilter", "dlayer"],
+    )
     land.add_argument("--ignore", default="biasbn", choices=["biasbn", "none"])
     land.add_argument("--seed", type=int, default=0)
     land.add_argument(

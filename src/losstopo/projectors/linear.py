@@ -26,6 +26,7 @@ from ..errors import InvalidParameterError, ShapeMismatchError, validate_choice,
 from ..space import ParameterSpace
 from ._common import check_n_components
 from .base import LinearDecoder, Projector, as_points
+from .per_tensor import flatten_directions, is_per_tensor
 
 
 def _flat(value: Any, name: str) -> np.ndarray:
@@ -79,8 +80,11 @@ class PlaneProjector(LinearProjector):
     ----------
     center : nn.Module or 1-D array/tensor
         The model (or its flat parameter vector) at the origin of the plane.
-    directions : 2-D array/tensor (n_components, n_params), or a sequence of flat vectors
-        For example the output of :func:`losstopo.random_directions`.
+    directions : 2-D array/tensor (n_components, n_params), a sequence of flat vectors, or
+        directions held per tensor (with ``center`` the model): each a dict keyed by parameter
+        name or a list with one array per ``model.parameters()`` entry, as Li et al.'s code
+        writes them (frozen parameters' entries are dropped). For example the output of
+        :func:`losstopo.random_directions`.
 
     Examples
     --------
@@ -103,7 +107,9 @@ class PlaneProjector(LinearProjector):
         """Validate the centre and directions and build the basis (no learning); returns self."""
         center = _flat(self.center, "center").ravel()
         directions = self.directions
-        if isinstance(directions, (list, tuple)):
+        if is_per_tensor(directions):
+            directions, _ = flatten_directions(self.center, directions)
+        elif isinstance(directions, (list, tuple)):
             directions = np.stack([_flat(d, "directions").ravel() for d in directions])
         comps = _flat(directions, "directions")
         if comps.ndim == 1:
@@ -154,21 +160,44 @@ class PCAProjector(LinearProjector):
     center : {"last", "mean"}
         Origin of the landscape: the final checkpoint (Li et al.) or the trajectory mean. The
         directions are the principal components of the checkpoints either way.
+    ignore : {None, "biasbn"}
+        ``"biasbn"`` (Li et al.'s option): the 1-D tensors (biases, BatchNorm scale and shift)
+        take no part in the PCA and get zero components, so the plane moves only the weights.
+        Needs a :class:`~losstopo.Trajectory` (its tensor names and shapes) to fit on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losstopo import Trajectory
+    >>> rng = np.random.default_rng(0)
+    >>> traj = Trajectory(rng.normal(size=(6, 8)), np.arange(6), ["r"] * 6,
+    ...                   names=("weight", "bias"), shapes=((2, 3), (2,)))
+    >>> pca = PCAProjector(2, ignore="biasbn").fit(traj)
+    >>> bool(np.all(pca.components_[:, 6:] == 0))
+    True
 
     Attributes
     ----------
     center_, components_ (orthonormal rows), explained_variance_, explained_variance_ratio_
     """
 
-    def __init__(self, n_components: int = 2, center: Literal["last", "mean"] = "last"):
+    def __init__(
+        self,
+        n_components: int = 2,
+        center: Literal["last", "mean"] = "last",
+        ignore: Literal["biasbn"] | None = None,
+    ):
         self.n_components = n_components
         self.center = center
+        self.ignore = ignore
 
     def fit(self, X: Any, y: Any = None) -> PCAProjector:
         k = check_n_components(self.n_components, type(self).__name__)
         validate_choice(self.center, "center", ("last", "mean"))
-        points = as_points(X)
-        n = points.shape[0]
+        validate_choice(self.ignore, "ignore", ("biasbn", None))
+        raw = as_points(X)
+        n = raw.shape[0]
+        points = _without_1d_tensors(X, raw) if self.ignore == "biasbn" else raw
         if n < 2:
             raise InvalidParameterError(
                 f"PCAProjector needs at least 2 checkpoints to find a direction; got {n}. Record "
@@ -190,10 +219,32 @@ class PCAProjector(LinearProjector):
         # Sign convention: the largest-magnitude entry of each component is positive.
         signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
         comps *= signs[:, None]
-        center = points[-1].astype(np.float64) if self.center == "last" else mean
+        if self.ignore == "biasbn":
+            mean = raw.mean(axis=0, dtype=np.float64)  # the centre keeps every tensor's values
+        center = raw[-1].astype(np.float64) if self.center == "last" else mean
         self.mean_ = mean
         self.explained_variance_ = evals[:k] / max(n - 1, 1)
         total = evals.sum()
         self.explained_variance_ratio_ = evals[:k] / total
         self._set_basis(center, comps)
         return self
+
+
+def _without_1d_tensors(X: Any, points: np.ndarray) -> np.ndarray:
+    """``points`` with the entries of 1-D tensors held at the last checkpoint's values."""
+    names, shapes = getattr(X, "names", ()), getattr(X, "shapes", ())
+    if not names:
+        raise InvalidParameterError(
+            "PCAProjector(ignore='biasbn') needs to know which entries are biases and "
+            "BatchNorm parameters; fit it on a Trajectory (which holds the tensor names and "
+            "shapes), not on a bare array."
+        )
+    mask = np.concatenate([np.full(int(np.prod(s)), len(s) <= 1) for s in shapes])
+    if mask.size != points.shape[1]:
+        raise ShapeMismatchError(
+            f"The trajectory's tensor shapes cover {mask.size} entries but its rows have "
+            f"{points.shape[1]}; rebuild the trajectory from its model."
+        )
+    out = points.copy()
+    out[:, mask] = points[-1, mask]
+    return out
