@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
-import numpy as np
-
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..field import LossField
     from ..io.hdf5 import read_progress
 

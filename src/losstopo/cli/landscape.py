@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..errors import InvalidParameterError, validate_float, validate_int
 from .options import OUT_FILE, add_n_components, output_file
 from .resolve import Task, load_trajectory, resolve_task, train_builtin
@@ -45,10 +43,10 @@ trajectory when --trajectory is not given."""
 
 def check_projector_name(name: str) -> str:
     """``name`` if it is ``random`` or a decoding projector of the registry, else one sentence."""
-    from ..projectors import PROJECTORS
-
     if name == "random":
         return name
+    from ..projectors import PROJECTORS
+
     if name in PROJECTORS and name != "plane" and PROJECTORS[name].decodes:
         return name
     choices = ", ".join(
@@ -201,6 +199,8 @@ def evaluate_and_save(
 
 def describe_result(field: LossField, out: Path, seconds: float, centred: bool) -> str:
     """One line: where the field went, how long it took, its centre value and its minimum."""
+    import numpy as np
+
     v = field.values[np.isfinite(field.values)]
     low = float(v.min()) if v.size else float("nan")
     where = ", ".join(f"{n}={c:.3g}" for n, c in zip(field.grid.names, field.argmin(), strict=True))

@@ -6,15 +6,21 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidParameterError
 from .options import OUT_FILE, output_file
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import write_report
-
     out = output_file(args.out) if args.out else None
     if out is None and Path(args.run_dir).is_dir():
         output_file(Path(args.run_dir) / "report.html", "RUN_DIR")
+    if not Path(args.run_dir).is_dir():  # before the report's imports
+        raise InvalidParameterError(
+            f"The run directory {args.run_dir} does not exist or is not a directory; pass the "
+            "directory a losstopo run wrote (e.g. the --out of losstopo demo)."
+        )
+    from ..report import write_report
+
     print(write_report(args.run_dir, out=out))
     return 0
 
