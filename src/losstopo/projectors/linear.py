@@ -191,6 +191,13 @@ class PCAProjector(LinearProjector):
         self.center = center
         self.ignore = ignore
 
+    def describe(self) -> dict[str, Any]:
+        """Name, parameters and, once fitted, each component's share of the variance."""
+        out = super().describe()
+        if hasattr(self, "explained_variance_ratio_"):
+            out["explained_variance_ratio"] = [float(v) for v in self.explained_variance_ratio_]
+        return out
+
     def fit(self, X: Any, y: Any = None) -> PCAProjector:
         k = check_n_components(self.n_components, type(self).__name__)
         validate_choice(self.center, "center", ("last", "mean"))
