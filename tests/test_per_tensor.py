@@ -60,10 +60,13 @@ def test_li_layout_mismatches_name_the_tensor():
     with pytest.raises(ShapeMismatchError, match="holds 5 tensors but the model has 6"):
         PlaneProjector(model, [li[:5]])
     states = li[:4] + [np.zeros(4), np.ones(4), np.zeros(())] + li[4:]  # state_dict order
-    with pytest.raises(ShapeMismatchError, match="dir_type='states'"):
-        PlaneProjector(model, [states])
-    with pytest.raises(ShapeMismatchError, match="'1.running_mean'.*a buffer"):
-        PlaneProjector(model, {"1.running_mean": torch.zeros(4)})
+    with pytest.warns(UserWarning, match="frozen"):
+        moved = PlaneProjector(model, [states])  # Li's dir_type="states": running_var moves
+    assert moved.buffer_names_ == ("1.running_var",)
+    with pytest.raises(ShapeMismatchError, match="holds 8 tensors.*6 parameters \\(9 state_dict"):
+        PlaneProjector(model, [states[:8]])
+    with pytest.raises(ShapeMismatchError, match="'1.nope' that is neither a parameter nor"):
+        PlaneProjector(model, {"1.nope": torch.zeros(4)})
     with pytest.raises(ShapeMismatchError, match="no tensor for the parameter '1.weight'"):
         PlaneProjector(model, {"3.weight": torch.zeros(2, 4)})
     with pytest.raises(Exception, match="model as the centre"):
@@ -118,3 +121,79 @@ def test_pca_ignore_biasbn_is_pca_of_the_weights():
         assert cos == pytest.approx(1.0, abs=1e-8)
     with pytest.raises(InvalidParameterError, match="fit it on a Trajectory"):
         PCAProjector(2, ignore="biasbn").fit(points)
+
+
+def _bn_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    with torch.no_grad():  # running statistics that are not the defaults
+        model[1].running_mean.copy_(torch.randn(6) * 0.3)
+        model[1].running_var.copy_(torch.rand(6) + 0.5)
+    return model.eval()
+
+
+def test_states_directions_move_the_running_statistics():
+    import copy
+
+    from losstopo import Grid, evaluate
+    from losstopo.directions import random_state_directions
+
+    model = _bn_model()
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    dirs = random_state_directions(model, 2, normalization="filter", ignore=None, seed=1)
+    assert set(dirs[0]) >= {"1.running_mean", "1.running_var"}
+    before = copy.deepcopy(model.state_dict())
+    plane = PlaneProjector(model, dirs)
+    assert plane.buffer_names_ == ("1.running_mean", "1.running_var")
+    grid = Grid({"x": np.array([-0.5, 0.0, 0.4]), "y": np.array([-0.3, 0.2])})
+    field = evaluate(model, (x, y), "cross_entropy", plane, grid, metrics=(), device="cpu",
+                     progress=False)  # fmt: skip
+    assert field.attrs["batchnorm"].startswith("moved")
+    assert field.attrs["projector"]["moves_buffers"] == ["1.running_mean", "1.running_var"]
+    for i, a in enumerate(grid.axes["x"]):
+        for j, b in enumerate(grid.axes["y"]):
+            ref = copy.deepcopy(model)
+            state = {
+                k: (v + a * dirs[0][k] + b * dirs[1][k]) if k in dirs[0] else v
+                for k, v in before.items()
+            }
+            ref.load_state_dict(state)
+            with torch.no_grad():
+                expected = torch.nn.functional.cross_entropy(ref.eval()(x), y).item()
+            assert field.values[i, j] == pytest.approx(expected, rel=1e-5)
+    for k, v in model.state_dict().items():  # the caller's model is untouched
+        assert torch.equal(v, before[k])
+    # the weights-only plane of the same parameter directions differs: the statistics matter
+    weights_only = PlaneProjector(
+        model, [{k: d[k] for k in dict(model.named_parameters())} for d in dirs]
+    )
+    assert weights_only.buffer_names_ == ()
+    other = evaluate(model, (x, y), "cross_entropy", weights_only, grid, metrics=(), device="cpu",
+                     progress=False)  # fmt: skip
+    assert not np.allclose(other.values, field.values)
+    assert other.attrs["projector"].get("moves_buffers") is None
+    assert plane.fingerprint() != weights_only.fingerprint()
+    with pytest.raises(InvalidParameterError, match="bn='recompute'"):
+        evaluate(model, (x, y), "cross_entropy", plane, grid, bn="recompute", device="cpu",
+                 progress=False)  # fmt: skip
+
+
+def test_li_states_lists_and_the_biasbn_default():
+    from losstopo.directions import random_state_directions
+
+    model = _bn_model()
+    dirs = random_state_directions(model, 2, ignore=None, seed=2)
+    # Li's dir_type="states" list: one array per state_dict entry, num_batches_tracked included
+    as_list = [
+        [
+            d[k].numpy() if k in d else np.zeros(tuple(v.shape))
+            for k, v in model.state_dict().items()
+        ]
+        for d in dirs
+    ]
+    a, b = PlaneProjector(model, dirs), PlaneProjector(model, as_list)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    np.testing.assert_array_equal(a.buffer_components_, b.buffer_components_)
+    # Li's usual --xignore biasbn: the statistics' directions are zero, so nothing but weights move
+    plain = PlaneProjector(model, random_state_directions(model, 2, ignore="biasbn", seed=2))
+    assert plain.buffer_names_ == ()

@@ -15,7 +15,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .data import resolve_loss
-    from .directions import random_directions
+    from .directions import random_directions, random_state_directions
     from .errors import LosstopoError
     from .evaluate import PointValues, evaluate, evaluate_points
     from .fidelity import (
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "resolve_loss": "data",
     "random_directions": "directions",
+    "random_state_directions": "directions",
     "LosstopoError": "errors",
     "PointValues": "evaluate",
     "evaluate": "evaluate",
@@ -151,6 +152,7 @@ __all__ = [
     "merge_tree",
     "persistence_diagram",
     "random_directions",
+    "random_state_directions",
     "resolve_loss",
     "train",
     "wasserstein_distance",

@@ -38,14 +38,8 @@ from torch import nn
 from . import distributed
 from ._version import __version__
 from .data import EvalData, check_outputs, resolve_loss
-from .engine import (
-    Evaluator,
-    PointFailure,
-    batchnorm_policy,
-    is_linear_decoder,
-    metrics_by_name,
-    resolve_device,
-)
+from .engine import Evaluator, PointFailure, is_linear_decoder, metrics_by_name, resolve_device
+from .engine.fold import batchnorm_policy
 from .errors import (
     EvaluationError,
     InvalidParameterError,
@@ -163,7 +157,8 @@ def evaluate(
             "mode='sequential' (or 'auto') with bn='recompute'."
         )
     if mode == "auto":
-        vmap_ok = dev.type == "cuda" and space.n_params <= 5_000_000 and bn == "eval"
+        moves = bool(getattr(projector, "buffer_names_", ()))  # dir_type="states" directions
+        vmap_ok = dev.type == "cuda" and space.n_params <= 5_000_000 and bn == "eval" and not moves
         mode = "vmap" if vmap_ok else "sequential"
 
     center = space.flatten(model)
@@ -190,7 +185,9 @@ def evaluate(
         "model_parameter_hash": tensor_hash(center),
         "n_params": space.n_params,
         "bn": bn,
-        "batchnorm": batchnorm_policy(model, bn, bn_batches, bn_batch_size),
+        "batchnorm": batchnorm_policy(
+            model, bn, bn_batches, bn_batch_size, bool(getattr(projector, "buffer_names_", ()))
+        ),
         "mode": mode,
         "device": str(dev),
         "world_size": size,

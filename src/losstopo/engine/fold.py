@@ -198,8 +198,11 @@ def recompute_batchnorm(
         m.momentum = momentum
 
 
-def batchnorm_policy(net: nn.Module, bn: str, n_batches: int = 4, batch_size: int = 256) -> str:
-    """One phrase saying which BatchNorm statistics a loss of ``net`` was computed with.
+def batchnorm_policy(
+    net: nn.Module, bn: str, n_batches: int = 4, batch_size: int = 256, moved: bool = False
+) -> str:
+    """One phrase saying which BatchNorm statistics a loss of ``net`` was computed with
+    (``moved``: a plane of ``dir_type="states"`` directions moves them with the parameters).
 
     Recorded with every field (``attrs["batchnorm"]``) so that two losses of the same weights
     under different policies are never compared unknowingly.
@@ -217,6 +220,8 @@ def batchnorm_policy(net: nn.Module, bn: str, n_batches: int = 4, batch_size: in
         return "none (no BatchNorm layers)"
     if has_batch_statistics(net):
         return "batch: statistics of each evaluation batch (BatchNorm without running statistics)"
+    if moved:
+        return "moved: running statistics moved with the parameters along the directions"
     if bn == "recompute":
         return (
             f"recomputed: statistics re-estimated at every point from {n_batches} batches of "

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 import numpy as np
@@ -107,8 +108,12 @@ class PlaneProjector(LinearProjector):
         """Validate the centre and directions and build the basis (no learning); returns self."""
         center = _flat(self.center, "center").ravel()
         directions = self.directions
+        self.buffer_names_: tuple[str, ...] = ()
         if is_per_tensor(directions):
-            directions, _ = flatten_directions(self.center, directions)
+            per_tensor = flatten_directions(self.center, directions)
+            directions = per_tensor.rows
+            if per_tensor.buffer_names:
+                self._set_buffers(self.center, per_tensor.buffer_names, per_tensor.buffer_rows)
         elif isinstance(directions, (list, tuple)):
             directions = np.stack([_flat(d, "directions").ravel() for d in directions])
         comps = _flat(directions, "directions")
@@ -137,6 +142,31 @@ class PlaneProjector(LinearProjector):
         self._set_basis(center.astype(dtype), comps.astype(dtype))
         return self
 
+    def _set_buffers(self, model: nn.Module, names: tuple[str, ...], rows: np.ndarray) -> None:
+        buffers = dict(model.named_buffers())
+        self.buffer_names_ = names
+        self.buffer_center_ = np.concatenate(
+            [buffers[n].detach().cpu().double().numpy().reshape(-1) for n in names]
+        )
+        self.buffer_components_ = rows.astype(np.float64)
+
+    def decoder(self) -> LinearDecoder:
+        """The linear map, with the buffers it moves for ``dir_type="states"`` directions."""
+        self.check_fitted()
+        buffers = None
+        if self.buffer_names_:
+            buffers = (self.buffer_names_, self.buffer_center_, self.buffer_components_)
+        return LinearDecoder(self.center_, self.components_, buffers)
+
+    def fingerprint(self) -> str:
+        base = super().fingerprint()
+        if not self.buffer_names_:
+            return base
+        h = hashlib.sha256(base.encode() + ",".join(self.buffer_names_).encode())
+        h.update(np.ascontiguousarray(self.buffer_center_).tobytes())
+        h.update(np.ascontiguousarray(self.buffer_components_).tobytes())
+        return h.hexdigest()[:16]
+
     def set_params(self, **params: Any) -> PlaneProjector:
         """Set ``center`` and/or ``directions`` and rebuild the basis from them."""
         super().set_params(**params)
@@ -148,6 +178,7 @@ class PlaneProjector(LinearProjector):
             "n_components": int(self.n_components_),
             # how the directions were drawn (random_directions records it on its tensor)
             "directions": dict(getattr(self.directions, "provenance", None) or {"kind": "given"}),
+            **({"moves_buffers": list(self.buffer_names_)} if self.buffer_names_ else {}),
         }
 
 

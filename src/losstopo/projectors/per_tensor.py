@@ -1,7 +1,8 @@
 """Directions held per tensor, as Li et al.'s code writes them, turned into flat vectors.
 
 Li et al.'s ``net_plotter`` keeps a direction as a list with one array per ``model.parameters()``
-entry (frozen parameters included), and losstopo users often hold one as a dict keyed by
+entry (frozen parameters included), or per ``model.state_dict()`` entry for its
+``dir_type="states"`` (BatchNorm running statistics included), and losstopo users often hold one as a dict keyed by
 parameter name. :func:`flatten_directions` turns either (or a list of them, one per direction)
 into the ``(n_components, n_params)`` rows of :class:`~losstopo.ParameterSpace` order, saying
 exactly which tensor does not fit when one does not.
@@ -12,15 +13,16 @@ Examples
 >>> model = torch.nn.Linear(3, 2)
 >>> per_tensor = [torch.ones(2, 3), torch.zeros(2)]              # one direction, Li's layout
 >>> by_name = {"weight": torch.ones(2, 3), "bias": torch.zeros(2)}
->>> rows, dropped = flatten_directions(model, [per_tensor, by_name])
->>> rows.shape, rows[0].tolist() == rows[1].tolist(), dropped
-((2, 8), True, [])
+>>> flat = flatten_directions(model, [per_tensor, by_name])
+>>> flat.rows.shape, flat.rows[0].tolist() == flat.rows[1].tolist(), flat.dropped
+((2, 8), True, ())
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,24 +69,21 @@ def is_per_tensor(directions: Any) -> bool:
 
 def _one_direction(
     model: nn.Module, space: ParameterSpace, direction: Any, index: int
-) -> tuple[np.ndarray, list[str]]:
-    """One direction (dict by name, or list in ``model.parameters()`` order) as a flat row."""
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """One direction (dict by name, or list in ``model.parameters()`` or state_dict order) as
+    ``name -> array`` over the trainable parameters and floating-point buffers it moves."""
     params = dict(model.named_parameters())
-    order = list(params)
+    buffers = {k: v for k, v in model.named_buffers() if v.is_floating_point()}
+    shapes = {**{k: tuple(v.shape) for k, v in params.items()},
+              **{k: tuple(v.shape) for k, v in buffers.items()}}  # fmt: skip
     where = f"direction {index}"
     if isinstance(direction, Mapping):
-        unknown = [k for k in direction if k not in params]
+        unknown = [k for k in direction if k not in shapes]
         if unknown:
-            buffers = dict(model.named_buffers())
-            hint = (
-                " (a buffer: directions over BatchNorm statistics are dir_type='states' "
-                "directions, not supported by PlaneProjector)"
-                if unknown[0] in buffers
-                else ""
-            )
             raise ShapeMismatchError(
-                f"The {where} has a tensor {unknown[0]!r} that the model has no parameter of"
-                f"{hint}; key the direction by the names of model.named_parameters()."
+                f"The {where} has a tensor {unknown[0]!r} that is neither a parameter nor a "
+                "floating-point buffer of the model; key the direction by the names of "
+                "model.state_dict()."
             )
         missing = [n for n in space.names if n not in direction]
         if missing:
@@ -94,25 +93,26 @@ def _one_direction(
             )
         tensors = dict(direction)
     elif isinstance(direction, (list, tuple)):
-        n_states = len(model.state_dict())
-        if len(direction) != len(order):
-            extra = (
-                " (one per state_dict entry, as Li et al.'s dir_type='states' writes; give the "
-                "'weights' directions, one per model.parameters() entry)"
-                if len(direction) == n_states and n_states != len(order)
-                else ""
-            )
+        order = list(params)
+        states = list(model.state_dict())
+        if len(direction) == len(order):
+            tensors = dict(zip(order, direction, strict=True))
+        elif len(direction) == len(states):  # Li et al.'s dir_type="states"
+            tensors = {
+                k: d for k, d in zip(states, direction, strict=True) if k in shapes
+            }  # integer buffers (num_batches_tracked) do not move
+        else:
             raise ShapeMismatchError(
                 f"The {where} holds {len(direction)} tensors but the model has {len(order)} "
-                f"parameters{extra}; give one array per model.parameters() entry, in that order."
+                f"parameters ({len(states)} state_dict entries); give one array per "
+                "model.parameters() entry, or per model.state_dict() entry, in that order."
             )
-        tensors = dict(zip(order, direction, strict=True))
     else:
         raise InvalidTypeError(
             f"The {where} is a {type(direction).__name__}; give a flat vector, a list with one "
             "array per model.parameters() entry, or a dict keyed by parameter name."
         )
-    parts, dropped = [], []
+    out, dropped = {}, []
     for name, value in tensors.items():
         arr = _array(value)
         if arr is None:
@@ -120,27 +120,39 @@ def _one_direction(
                 f"Tensor {name!r} of the {where} is a {type(value).__name__}; give a numpy array "
                 "or a torch tensor."
             )
-        expected = tuple(params[name].shape)
-        if arr.shape != expected:
+        if arr.shape != shapes[name]:
             raise ShapeMismatchError(
-                f"Tensor {name!r} of the {where} has shape {arr.shape} but the model's parameter "
-                f"has {expected}; build the direction from this model."
+                f"Tensor {name!r} of the {where} has shape {arr.shape} but the model's has "
+                f"{shapes[name]}; build the direction from this model."
             )
-        if name not in space.names and np.any(arr != 0):
-            dropped.append(name)
-    for name in space.names:
-        parts.append(_array(tensors[name]).reshape(-1))  # type: ignore[union-attr]
-    return np.concatenate(parts) if parts else np.zeros(0), dropped
+        if name in params and name not in space.names:
+            if np.any(arr != 0):
+                dropped.append(name)
+            continue
+        out[name] = arr
+    return out, dropped
 
 
-def flatten_directions(model: nn.Module, directions: Any) -> tuple[np.ndarray, list[str]]:
-    """Per-tensor directions as ``(n_components, n_params)`` rows, and the frozen tensors dropped.
+@dataclass(frozen=True)
+class PerTensorDirections:
+    """Directions given per tensor, flattened: parameter rows and the buffers they move."""
+
+    rows: np.ndarray  # (n_components, n_params), ParameterSpace order
+    buffer_names: tuple[str, ...]  # floating-point buffers moved, in model.named_buffers() order
+    buffer_rows: np.ndarray  # (n_components, n_buffer_entries)
+    dropped: tuple[str, ...]  # frozen parameters whose (non-zero) entries were dropped
+
+
+def flatten_directions(model: nn.Module, directions: Any) -> PerTensorDirections:
+    """Per-tensor directions as ``(n_components, n_params)`` rows plus the buffers they move.
 
     ``directions`` is one direction or a list of them, each a dict ``name -> array`` or a list
     with one array per ``model.parameters()`` entry (Li et al.'s layout, frozen parameters
-    included). Frozen parameters are not part of losstopo's parameter space, so their entries
-    are dropped; when they are not zero a ``UserWarning`` says so, since Li et al.'s code moves
-    them too.
+    included) or per ``model.state_dict()`` entry (Li's ``dir_type="states"``). Frozen
+    parameters are not part of losstopo's parameter space, so their entries are dropped; when
+    they are not zero a ``UserWarning`` says so, since Li et al.'s code moves them too.
+    Floating-point buffers (BatchNorm running statistics) with a non-zero entry in some direction
+    are kept in ``buffer_names``/``buffer_rows``, zeros where a direction leaves them out.
     """
     if not isinstance(model, nn.Module):
         raise InvalidTypeError(
@@ -154,10 +166,10 @@ def flatten_directions(model: nn.Module, directions: Any) -> tuple[np.ndarray, l
         and not isinstance(directions[0], (Mapping, list, tuple))
     )
     items: Sequence[Any] = [directions] if single else directions
-    rows, dropped = [], []
+    parts, dropped = [], []
     for i, d in enumerate(items):
-        row, frozen = _one_direction(model, space, d, i)
-        rows.append(row)
+        tensors, frozen = _one_direction(model, space, d, i)
+        parts.append(tensors)
         dropped += [n for n in frozen if n not in dropped]
     if dropped:
         warnings.warn(
@@ -167,4 +179,20 @@ def flatten_directions(model: nn.Module, directions: Any) -> tuple[np.ndarray, l
             UserWarning,
             stacklevel=3,
         )
-    return np.stack(rows), dropped
+    rows = np.stack(
+        [
+            np.concatenate([t[n].reshape(-1) for n in space.names]) if space.names else np.zeros(0)
+            for t in parts
+        ]
+    )
+    buffers = {k: v for k, v in model.named_buffers() if v.is_floating_point()}
+    moved = tuple(k for k in buffers if any(k in t and np.any(t[k] != 0) for t in parts))
+    buffer_rows = np.stack(
+        [
+            np.concatenate([t.get(k, np.zeros(tuple(buffers[k].shape))).reshape(-1) for k in moved])
+            if moved
+            else np.zeros(0)
+            for t in parts
+        ]
+    )
+    return PerTensorDirections(rows, moved, buffer_rows, tuple(dropped))
