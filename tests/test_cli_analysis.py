@@ -188,6 +188,8 @@ def test_demo_end_to_end(tmp_path):
         m = summary["models"][name]
         assert m["test_accuracy"] > 0.9
         assert m["plane"]["min_loss"] <= m["plane"]["centre_loss"]
+        # every reported loss says which BatchNorm statistics it used
+        assert m["batchnorm"] and m["plane"]["batchnorm"] and m["interpolation"]["batchnorm"]
         field = LossField.load(out / f"{name}_plane.h5")
         assert field.topology is not None and len(field.paths[name]) > 2
         for png in ("contour", "surface", "interpolation", "merge_tree", "persistence"):
@@ -218,7 +220,13 @@ def test_demo_end_to_end(tmp_path):
     assert (out / "paraview" / "global_autoencoder" / "landscape.vtm").exists()
     for name in ("mlp", "cnn", "global"):
         assert (out / f"fidelity_{name}.csv").exists() and (out / f"fidelity_{name}.png").exists()
+    cnn = summary["models"]["cnn"]
+    assert cnn["batchnorm"].startswith("recomputed") and cnn["plane"]["batchnorm"].startswith(
+        "running"
+    )
+    assert summary["models"]["mlp"]["batchnorm"].startswith("none")
     html = (out / "report.html").read_text()
+    assert "recomputed: statistics re-estimated" in html
     assert "Projector fidelity" in html and "fidelity_global.csv" in html
     conn = proj["connectivity"]  # part three: the two MLP runs' barriers
     assert conn["ratio_to_linear"]["weights"] <= 0.15 and conn["ratio_to_linear"]["bezier"] <= 0.1

@@ -293,3 +293,21 @@ def test_report_renders_in_headless_chromium(tmp_path):
         or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")
     ]  # fmt: skip
     assert not errors, errors
+
+
+def test_report_counts_in_words_and_says_where_links_work(tmp_path):
+    from losstopo.topology import analyze
+
+    run = tmp_path / "run"
+    run.mkdir()
+    g = Grid.square(15, 1.0, 2)
+    x, y = np.meshgrid(*g.axes.values(), indexing="ij")
+    field = LossField(x**2 + y**2, g)
+    (run / "topology.json").write_text(json.dumps({"bowl": analyze(field).to_dict()}))
+    (run / "paraview").mkdir()
+    (run / "paraview" / "landscape.vtm").write_text("<VTKFile/>")
+    page = write_report(run).read_text()
+    assert "1 minimum, 0 1-saddles, 0 2-saddles, 0 maxima" in page
+    assert "1 minima" not in page
+    assert 'href="paraview/landscape.vtm"' in page
+    assert "relative to it" in page and "copy the whole directory" in page

@@ -40,7 +40,11 @@ def resolve_loss(loss: str | LossFn) -> tuple[LossFn, str]:
             )
         return _NAMED_LOSSES[loss], loss
     if callable(loss):
-        return loss, getattr(loss, "__qualname__", getattr(loss, "__name__", type(loss).__name__))
+        name = getattr(loss, "__qualname__", getattr(loss, "__name__", type(loss).__name__))
+        if name in _NAMED_LOSSES:
+            # a callable runs as given: its name must not select a built-in path
+            name = f"{getattr(loss, '__module__', None) or 'callable'}.{name}"
+        return loss, name
     raise InvalidTypeError(
         f"'loss' must be a name ({', '.join(_NAMED_LOSSES)}) or a callable; got {type(loss).__name__}."
     )
@@ -53,11 +57,24 @@ def check_targets(targets: torch.Tensor, loss_name: str) -> None:
         or targets.is_floating_point()
     ):
         raise DataError(f"cross_entropy needs integer class targets; got dtype {targets.dtype}.")
-    if loss_name == "cross_entropy" and targets.is_floating_point() and targets.dim() == 1:
-        raise DataError(
-            f"Targets have dtype {targets.dtype} but cross_entropy expects class indices of dtype "
-            "int64; convert them with targets.long()."
-        )
+    if loss_name == "cross_entropy" and targets.is_floating_point():
+        if targets.dim() == 1:
+            raise DataError(
+                f"Targets have dtype {targets.dtype} but cross_entropy expects class indices of "
+                "dtype int64; convert class labels with targets.long(), or for regression targets "
+                "use loss='mse' (--loss mse on the command line)."
+            )
+        rows = targets.detach().reshape(len(targets), targets.shape[1], -1).double()
+        if len(rows) and (
+            targets.shape[1] == 1
+            or bool((rows < 0).any())
+            or not torch.allclose(rows.sum(dim=1), torch.ones((), dtype=torch.float64), atol=1e-3)
+        ):
+            raise DataError(
+                f"Targets have dtype {targets.dtype} and are not class probabilities (each row "
+                "non-negative, summing to 1), which is all cross_entropy accepts as float targets; "
+                "for regression targets use loss='mse' (--loss mse on the command line)."
+            )
     if loss_name == "mse" and not targets.is_floating_point():
         raise DataError(
             f"Targets have dtype {targets.dtype} but mse expects floating-point targets of the "
@@ -65,7 +82,59 @@ def check_targets(targets: torch.Tensor, loss_name: str) -> None:
         )
 
 
-def _as_pair(batch: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+def as_loader(data: Any, batch_size: int) -> Any:
+    """A map-style ``Dataset`` as an unshuffled ``DataLoader`` of ``batch_size``; else ``data``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> loader = as_loader(TensorDataset(torch.zeros(5, 2), torch.zeros(5)), 2)
+    >>> [len(x) for x, _ in loader]
+    [2, 2, 1]
+    """
+    from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+    if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+        return DataLoader(data, batch_size=batch_size, shuffle=False)
+    return data
+
+
+def check_outputs(outputs: torch.Tensor, targets: torch.Tensor, loss_name: str) -> None:
+    """Refuse outputs a named loss would turn into a meaningless number (one output per sample).
+
+    Cross-entropy of a single logit is ``log softmax = 0`` at every point, so a regression model
+    evaluated with the default loss would give a flat zero landscape without a word.
+
+    Examples
+    --------
+    >>> import torch
+    >>> check_outputs(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), "cross_entropy")
+    >>> check_outputs(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long), "cross_entropy")
+    Traceback (most recent call last):
+    ...
+    losstopo.errors.DataError: The model gives one output per sample ...
+    """
+    if loss_name != "cross_entropy":
+        return
+    if outputs.dim() < 2 or outputs.shape[1] == 1:
+        raise DataError(
+            f"The model gives one output per sample (output shape {tuple(outputs.shape)}), "
+            "so cross_entropy is 0 at every point; for a regression model use loss='mse' "
+            "(--loss mse on the command line)."
+        )
+
+
+def batch_pair(batch: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(inputs, targets)`` tensors of batch ``i`` (a pair, or a dict with inputs/targets).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x, y = batch_pair({"x": torch.zeros(2, 3), "y": torch.ones(2)}, 0)
+    >>> tuple(x.shape), tuple(y.shape)
+    ((2, 3), (2,))
+    """
     if isinstance(batch, dict):
         batch = (batch.get("inputs", batch.get("x")), batch.get("targets", batch.get("y")))
     if not (isinstance(batch, (tuple, list)) and len(batch) >= 2):
@@ -100,17 +169,22 @@ class EvalData:
         loss_name: str,
         device: torch.device | str = "cpu",
         memory_cap: int = 2**30,
+        batch_size: int = 256,
     ) -> EvalData:
-        """Read ``data`` once: a tensor pair, a DataLoader or any iterable of pairs.
+        """Read ``data`` once: a tensor pair, a map-style Dataset, a DataLoader or any iterable
+        of pairs.
 
-        Data under ``memory_cap`` bytes is concatenated and moved to ``device`` once.
+        A map-style ``torch.utils.data.Dataset`` is read in order in batches of ``batch_size``
+        (as a ``DataLoader(dataset, batch_size)`` would). Data under ``memory_cap`` bytes is
+        concatenated and moved to ``device`` once.
         """
+        data = as_loader(data, batch_size)
         if (
             isinstance(data, (tuple, list))
             and len(data) == 2
             and all(isinstance(t, torch.Tensor) for t in data)
         ):
-            batches = [_as_pair(data, 0)]
+            batches = [batch_pair(data, 0)]
             source: Any = None
         else:
             if not isinstance(data, Iterable):
@@ -118,7 +192,7 @@ class EvalData:
                     f"'data' must be an (inputs, targets) pair, a DataLoader or an iterable of "
                     f"pairs; got {type(data).__name__}."
                 )
-            batches = [_as_pair(b, i) for i, b in enumerate(data)]
+            batches = [batch_pair(b, i) for i, b in enumerate(data)]
             source = data
         n = sum(len(x) for x, _ in batches)
         if n == 0:
@@ -172,5 +246,5 @@ class EvalData:
                 yield self.inputs[i : i + batch_size], self.targets[i : i + batch_size]
         else:
             for i, b in enumerate(self.source):
-                x, y = _as_pair(b, i)
+                x, y = batch_pair(b, i)
                 yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)

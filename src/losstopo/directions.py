@@ -27,7 +27,8 @@ from torch import nn
 from .errors import InvalidParameterError, renamed_parameter, validate_choice, validate_int
 from .space import Include, ParameterSpace
 
-Normalization = Literal["filter", "layer", "none"]
+Normalization = Literal["filter", "layer", "none", "weight", "dfilter", "dlayer"]
+NORMALIZATIONS = ("filter", "layer", "none", "weight", "dfilter", "dlayer")
 
 
 def random_directions(
@@ -49,10 +50,13 @@ def random_directions(
         The model whose weights set the scale (the centre of the landscape).
     n_components : int
         Number of directions (1 for a 1-D profile, 2 for a plane, 3 for a volume).
-    normalization : {"filter", "layer", "none"}
+    normalization : {"filter", "layer", "none", "weight", "dfilter", "dlayer"}
         ``"filter"``: each filter (row of a linear layer, output channel of a convolution) of
         the direction is scaled to the norm of the same filter of the weights. ``"layer"``: each
         tensor is scaled to the norm of the weight tensor. ``"none"``: raw N(0, 1) entries.
+        Li et al.'s other options: ``"weight"`` multiplies the direction by the weights entry
+        by entry; ``"dfilter"`` scales each filter of the direction to unit norm; ``"dlayer"``
+        scales each tensor of the direction to unit norm (the last two ignore the weights).
     ignore : {"biasbn", None}
         With ``"biasbn"`` the 1-D tensors (biases, BatchNorm scale and shift) get a zero
         direction. With ``None`` and a normalization, they get a copy of the weights (Li et al.).
@@ -69,7 +73,7 @@ def random_directions(
     """
     n_components = renamed_parameter(n_components, n, "n_components", "n", 2)
     n = validate_int(n_components, "n_components", low=1)
-    validate_choice(normalization, "normalization", ("filter", "layer", "none"))
+    validate_choice(normalization, "normalization", NORMALIZATIONS)
     validate_choice(ignore, "ignore", ("biasbn", None))
     seed = validate_int(seed, "seed", low=0)
     space = ParameterSpace.from_module(model, include=include)
@@ -106,6 +110,56 @@ def random_directions(
     return result
 
 
+def random_state_directions(
+    model: nn.Module,
+    n_components: int = 2,
+    normalization: Normalization = "filter",
+    ignore: Literal["biasbn"] | None = "biasbn",
+    seed: int = 0,
+) -> list[dict[str, torch.Tensor]]:
+    """Li et al.'s ``dir_type="states"``: directions over the parameters *and* the floating-point
+    buffers (BatchNorm running statistics), one dict ``name -> tensor`` per direction.
+
+    Each tensor of the state_dict (in its order, integer buffers such as
+    ``num_batches_tracked`` left out) gets N(0, 1) entries normalized as in
+    :func:`random_directions`; running statistics are 1-D, so ``ignore="biasbn"`` gives them a
+    zero direction (Li's usual setting, where only the weights move) and ``ignore=None`` a copy of
+    their values. ``PlaneProjector(model, directions)`` then moves the buffers along with the
+    parameters at every point (BatchNorm in eval mode).
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    >>> d = random_state_directions(model, n_components=2, ignore=None, seed=0)
+    >>> len(d), list(d[0])
+    (2, ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var'])
+    >>> bool(torch.equal(d[0]["1.running_var"], model[1].running_var))  # ignore=None: a copy
+    True
+    """
+    n = validate_int(n_components, "n_components", low=1)
+    validate_choice(normalization, "normalization", NORMALIZATIONS)
+    validate_choice(ignore, "ignore", ("biasbn", None))
+    seed = validate_int(seed, "seed", low=0)
+    space = ParameterSpace.from_module(model)
+    buffers = dict(model.named_buffers())
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if k in space.names or (k in buffers and v.is_floating_point())
+    }
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out = []
+    for _ in range(n):
+        direction = {}
+        for name, w in state.items():
+            d = torch.randn(w.shape, generator=gen, dtype=torch.float64)
+            normalized = _normalize(d, w.detach().cpu().double(), normalization, ignore)
+            direction[name] = normalized.to(device=w.device, dtype=w.dtype)
+        out.append(direction)
+    return out
+
+
 def _normalize(
     d: torch.Tensor, w: torch.Tensor, normalization: str, ignore: str | None
 ) -> torch.Tensor:
@@ -120,6 +174,13 @@ def _normalize(
         return (d_flat * scale[:, None]).reshape(d.shape)
     if normalization == "layer":
         return d * (w.norm() / (d.norm() + 1e-10))
+    if normalization == "weight":
+        return d * w
+    if normalization == "dfilter":
+        d_flat = d.reshape(d.shape[0], -1)
+        return (d_flat / (d_flat.norm(dim=1, keepdim=True) + 1e-10)).reshape(d.shape)
+    if normalization == "dlayer":
+        return d / (d.norm() + 1e-10)
     return d
 
 

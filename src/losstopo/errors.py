@@ -17,14 +17,14 @@ losstopo.errors.InvalidParameterError: The 'resolution' parameter must be an int
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 
 class LosstopoError(Exception):
@@ -81,7 +81,7 @@ class NoInverseError(InvalidParameterError, NotImplementedError):
 
 def validate_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """Return ``value`` as an int, or raise :class:`InvalidParameterError` naming ``name``."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)  # numpy ints too
     if ok and low is not None and value < low:
         ok = False
     if ok and high is not None and value > high:
@@ -109,7 +109,7 @@ def validate_float(
         out = float(value)
     except (TypeError, ValueError):
         out = float("nan")
-    bad = not np.isfinite(out) or isinstance(value, bool)
+    bad = not math.isfinite(out) or isinstance(value, bool)
     if not bad and low is not None:
         bad = out <= low if strict_low else out < low
     if bad:

@@ -36,7 +36,9 @@ from torch import nn
 from . import distributed
 from ._version import __version__
 from .data import EvalData, resolve_loss
-from .engine import Evaluator, PointFailure, is_linear_decoder, metrics_by_name, resolve_device
+from .engine import Evaluator, PointFailure, metrics_by_name, resolve_device
+from .engine.decoding import as_decoder
+from .engine.fold import batchnorm_policy
 from .errors import (
     EvaluationError,
     InvalidParameterError,
@@ -47,7 +49,7 @@ from .errors import (
 )
 from .field import LossField, ProjectedPath
 from .grid import Grid
-from .projectors.base import LinearDecoder, Projector, as_points
+from .projectors.base import Projector, as_points
 from .space import ParameterSpace, tensor_hash
 from .store import PointStore, buffers_hash, check_memory, grid_hash
 
@@ -87,7 +89,8 @@ def evaluate(
     model : nn.Module
         Architecture and (for buffers such as BatchNorm statistics) state. Never modified: the
         evaluation runs on a private copy.
-    data : (inputs, targets) tensors, a DataLoader, or an iterable of such pairs
+    data : (inputs, targets) tensors, a map-style Dataset (read in batches of ``batch_size``),
+        a DataLoader, or an iterable of such pairs
         Moved to the device once when it fits under ``data_memory_cap`` bytes.
     loss : "cross_entropy", "mse", or a callable ``(outputs, targets) -> mean loss``
         The mean is weighted correctly across unequal batches.
@@ -144,11 +147,15 @@ def evaluate(
 
     space = ParameterSpace.from_module(model)
     _check_projector(projector, space, grid)
-    eval_data = EvalData.from_any(data, loss_name, dev, memory_cap=data_memory_cap)
+    eval_data = EvalData.from_any(
+        data, loss_name, dev, memory_cap=data_memory_cap, batch_size=batch_size or 256
+    )
     metric_names = tuple(m.name for m in requested if m.applies_to(loss_name))
     skipped = [m.name for m in requested if not m.applies_to(loss_name)]
     bn_eval = (
-        EvalData.from_any(bn_data, loss_name, dev, memory_cap=data_memory_cap)
+        EvalData.from_any(
+            bn_data, loss_name, dev, memory_cap=data_memory_cap, batch_size=bn_batch_size
+        )
         if bn_data is not None
         else None
     )
@@ -158,7 +165,8 @@ def evaluate(
             "mode='sequential' (or 'auto') with bn='recompute'."
         )
     if mode == "auto":
-        vmap_ok = dev.type == "cuda" and space.n_params <= 5_000_000 and bn == "eval"
+        moves = bool(getattr(projector, "buffer_names_", ()))  # dir_type="states" directions
+        vmap_ok = dev.type == "cuda" and space.n_params <= 5_000_000 and bn == "eval" and not moves
         vmap_ok = vmap_ok and not deterministic
         mode = "vmap" if vmap_ok else "sequential"
 
@@ -186,6 +194,9 @@ def evaluate(
         "model_parameter_hash": tensor_hash(center),
         "n_params": space.n_params,
         "bn": bn,
+        "batchnorm": batchnorm_policy(
+            model, bn, bn_batches, bn_batch_size, bool(getattr(projector, "buffer_names_", ()))
+        ),
         "mode": mode,
         "device": str(dev),
         "world_size": size,
@@ -382,7 +393,7 @@ def evaluate_points(
                 "'metrics'."
             )
     dev = resolve_device(device)
-    eval_data = EvalData.from_any(data, loss_name, dev)
+    eval_data = EvalData.from_any(data, loss_name, dev, batch_size=batch_size or 256)
     names = tuple(m.name for m in requested)
     ev = Evaluator(
         model, space, None, eval_data, loss_fn, loss_name, names, dev, batch_size=batch_size
@@ -399,38 +410,6 @@ def evaluate_points(
     return PointValues(
         loss=values[:, 0].copy(),
         metrics={name: values[:, j + 1].copy() for j, name in enumerate(names)},
-    )
-
-
-def as_decoder(projector_or_decoder: Any) -> Any:
-    """What the engine decodes grid points with: a projector's ``decoder()``, or a decoder as is.
-
-    A decoder is a :class:`~losstopo.projectors.LinearDecoder` (``center + coords @ components``:
-    the engine's fast paths apply) or any callable ``coords (m, d) -> params (m, n_params)``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from losstopo import PCAProjector
-    >>> pca = PCAProjector(1).fit(torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.1]]))
-    >>> decoder = as_decoder(pca)
-    >>> type(decoder).__name__, bool(((decoder([[0.5]]) - pca.inverse_transform([[0.5]])) ** 2).sum() < 1e-20)
-    ('LinearDecoder', True)
-    """
-    obj = projector_or_decoder
-    make = getattr(obj, "decoder", None)
-    if callable(make):
-        return make()
-    if getattr(obj, "linear", False):  # a projector of the user's own, linear
-        return LinearDecoder(np.asarray(obj.center_), np.asarray(obj.components_))
-    inverse = getattr(obj, "inverse_transform", None)
-    if callable(inverse):  # a projector of the user's own, decoding
-        return inverse
-    if is_linear_decoder(obj) or callable(obj):
-        return obj
-    raise InvalidTypeError(
-        f"Expected a losstopo projector, a LinearDecoder (center, components) or a callable "
-        f"coords -> params; got {type(obj).__name__}."
     )
 
 

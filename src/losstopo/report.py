@@ -4,7 +4,8 @@
 figures (embedded as base64, so the file can be mailed or archived alone), a landscape figure
 for every field (``*.h5``) when the run saved no PNG, tables of ``summary.json``, ``topology.json`` and the
 fidelity CSVs (``*fidelity*.csv``), the provenance recorded in each field's ``attrs``, and
-relative links to the ParaView bundles (``*.vtm``) and their ``open_in_paraview.py``. Every part
+relative links to the ParaView bundles (``*.vtm``) and their ``open_in_paraview.py`` (the page
+says so: they work while it stays in the run directory). Every part
 is optional; missing or unreadable pieces are listed instead of failing. The page has no
 scripts and no external resources.
 
@@ -310,7 +311,13 @@ def write_report(
                     f"(run <code>pvpython {_esc(srel)}</code>)"
                 )
             items.append(f'<li><a href="{_esc(rel)}">{_esc(vtm.relative_to(run))}</a>{extra}</li>')
-        parts.append("<h2>ParaView</h2><ul>" + "".join(items) + "</ul>")
+        parts.append(
+            "<h2>ParaView</h2><p class=muted>Figures and tables are embedded in this page, but "
+            "these links are relative to it: they open while report.html stays in its run "
+            "directory beside the bundles; copy the whole directory to keep them.</p><ul>"
+            + "".join(items)
+            + "</ul>"
+        )
 
     parts = [p for p in parts if p]
     if not parts:
@@ -359,6 +366,12 @@ def _is_summary(data: Any) -> bool:
 
 
 _TYPE_LABELS = {0: "minima", 1: "1-saddles", 2: "2-saddles", 3: "maxima"}
+_TYPE_LABEL = {0: "minimum", 1: "1-saddle", 2: "2-saddle", 3: "maximum"}
+
+
+def _count(n: int, kind: int) -> str:
+    """``"1 minimum"``, ``"2 minima"``: a count of critical points of one type, in words."""
+    return f"{n} {_TYPE_LABEL[kind] if n == 1 else _TYPE_LABELS[kind]}"
 
 
 def _summary_html(s: TopologySummary) -> str:
@@ -373,12 +386,12 @@ def _summary_html(s: TopologySummary) -> str:
         ("min_persistence", s.min_persistence),
         (
             "raw critical points",
-            ", ".join(f"{s.critical_counts.get(k, 0)} {v}" for k, v in _TYPE_LABELS.items()),
+            ", ".join(_count(s.critical_counts.get(k, 0), k) for k in _TYPE_LABELS),
         ),
         ("Morse sum", s.morse_sum),
         (
             "persistent critical points",
-            ", ".join(f"{types[k]} {v}" for k, v in _TYPE_LABELS.items()),
+            ", ".join(_count(types[k], k) for k in _TYPE_LABELS),
         ),
         ("persistent minima (basins)", b.n_minima),
         ("total persistence", b.total_persistence),

@@ -294,16 +294,24 @@ def train(
 
     The initial parameters are recorded as step 0, then every ``record_every`` epochs (or
     optimizer steps with ``record_unit="step"``). Deterministic for a given ``seed`` on CPU.
-    ``data`` is an ``(inputs, targets)`` pair of tensors (shuffled with ``seed``) or an iterable
-    of batches (used as given).
+    ``data`` is an ``(inputs, targets)`` pair of tensors or a map-style
+    ``torch.utils.data.Dataset`` (both shuffled with ``seed`` into batches of ``batch_size``), or
+    a DataLoader / iterable of batches (used as given).
+
+    ``metrics["loss"]`` is the training loss as the optimizer sees it: the mean of the minibatch
+    losses over each epoch (or the last minibatch's loss with ``record_unit="step"``), with the
+    model in train mode (BatchNorm on batch statistics). Step 0 is the same mean over one pass
+    at the initial parameters, computed without changing the model, its buffers or the random
+    state.
     """
-    from .data import resolve_loss
+    from .data import check_outputs, check_targets, resolve_loss
 
     epochs = validate_int(epochs, "epochs", low=1)
     record_every = validate_int(record_every, "record_every", low=1)
     batch_size = validate_int(batch_size, "batch_size", low=1)
-    loss_fn, _ = resolve_loss(loss)
+    loss_fn, loss_name = resolve_loss(loss)
     gen = torch.Generator().manual_seed(seed)
+    data = _as_batchable(data)
     if isinstance(optimizer, str):
         if optimizer == "sgd":
             opt: torch.optim.Optimizer = torch.optim.SGD(
@@ -318,7 +326,10 @@ def train(
     else:
         opt = optimizer
     recorder = TrajectoryRecorder(model, run=run)
-    recorder.record(0)
+    initial = _initial_loss(model, data, loss_fn, batch_size)
+    check_targets(initial[1], loss_name)
+    check_outputs(initial[2], initial[1], loss_name)
+    recorder.record(0, loss=initial[0])
     step = 0
     iterator: Iterable[int] = range(1, epochs + 1)
     if progress:
@@ -346,18 +357,75 @@ def train(
     return traj
 
 
-def _batches(
-    data: Any, batch_size: int, gen: torch.Generator
-) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    if (
+def _is_pair(data: Any) -> bool:
+    return (
         isinstance(data, (tuple, list))
         and len(data) == 2
         and all(isinstance(t, torch.Tensor) for t in data)
-    ):
-        x, y = data
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            yield x[idx], y[idx]
+    )
+
+
+def _as_batchable(data: Any) -> Any:
+    """A map-style Dataset as its :class:`_DatasetBatches`; other data unchanged."""
+    from torch.utils.data import Dataset, IterableDataset
+
+    if isinstance(data, Dataset) and not isinstance(data, IterableDataset) and not _is_pair(data):
+        return _DatasetBatches(data)
+    if isinstance(data, Iterable) and iter(data) is data:
+        return list(data)  # a one-shot iterator: kept, so step 0 and every epoch see it
+    return data
+
+
+class _DatasetBatches:
+    """A map-style Dataset batched like a tensor pair (shuffled per epoch with the seed)."""
+
+    def __init__(self, dataset: Any):
+        from torch.utils.data import default_collate
+
+        self.dataset = dataset
+        self.collate = default_collate
+        self.n = len(dataset)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .data import batch_pair
+
+        return batch_pair(self.collate([self.dataset[int(i)] for i in idx]), 0)
+
+
+def _batches(
+    data: Any, batch_size: int, gen: torch.Generator | None
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    if _is_pair(data) or isinstance(data, _DatasetBatches):
+        n = len(data[0]) if _is_pair(data) else data.n
+        order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            yield (data[0][idx], data[1][idx]) if _is_pair(data) else data.batch(idx)
     else:
         yield from data
+
+
+def _initial_loss(
+    model: nn.Module, data: Any, loss_fn: Any, batch_size: int
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Mean minibatch loss at the initial parameters (train mode, nothing changed), and the
+    first batch's targets and outputs for the checks."""
+    buffers = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    total, count = 0.0, 0
+    first: tuple[torch.Tensor, torch.Tensor] | None = None
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model.train()
+            for xb, yb in _batches(data, batch_size, None):
+                out = model(xb)
+                if first is None:
+                    first = (yb, out)
+                total += float(loss_fn(out, yb)) * len(xb)
+                count += len(xb)
+    finally:
+        model.load_state_dict(buffers)
+        model.train(was_training)
+    if first is None:
+        raise InvalidParameterError("The training data is empty; pass at least one batch.")
+    return total / count, first[0], first[1]

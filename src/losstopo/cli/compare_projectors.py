@@ -77,12 +77,12 @@ def trajectory_of(args: argparse.Namespace, task: Task) -> Trajectory:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fidelity import compare_projectors, default_projectors
-    from ..plot import plot_fidelity, save_figure
-
     k = validate_int(args.n_components, "n_components", low=1, high=3)
     names = parse_projectors(args.projectors)
     out = output_directory(args.out, create=False)
+    from ..fidelity import compare_projectors, default_projectors
+    from ..plot import plot_fidelity, save_figure
+
     task = resolve_task(args.model, args.data, args.loss, seed=args.seed, physics=True)
     traj = trajectory_of(args, task)
     if len(traj) < 6 and not args.no_holdout:

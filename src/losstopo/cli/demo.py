@@ -9,9 +9,10 @@ from .options import OUT_DIRECTORY, output_directory
 
 
 def run(args: argparse.Namespace) -> int:
+    out = output_directory(args.out)  # checked before the demo's imports
     from ..demo import run_demo
 
-    run_demo(output_directory(args.out), quiet=args.quiet)
+    run_demo(out, quiet=args.quiet)
     return 0
 
 

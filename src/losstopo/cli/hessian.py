@@ -25,8 +25,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import validate_float, validate_int
 from .landscape import prepare_model
 from .options import OUT_DIRECTORY, output_directory
@@ -72,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def at_model(args: argparse.Namespace, task: Any, out: Path) -> int:
+    import numpy as np
+
     from ..hessian import density_estimate, extreme_eigenpairs, hvp, trace_estimate
     from ..jsonable import to_jsonable
     from ..plot import plot_spectral_density, save_figure
@@ -114,6 +114,8 @@ def at_model(args: argparse.Namespace, task: Any, out: Path) -> int:
 
 
 def curvature_map(args: argparse.Namespace, task: Any, out: Path) -> int:
+    import numpy as np
+
     from ..directions import random_directions
     from ..grid import Grid
     from ..hessian import hessian_map

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..field import LossField
     from ..io.hdf5 import read_progress
 
@@ -43,9 +46,12 @@ def run(args: argparse.Namespace) -> int:
 def value_range(values: np.ndarray) -> str:
     """``min A  max B`` of the finite values, or a note that there are none.
 
+    >>> import numpy as np
     >>> value_range(np.array([np.nan, np.inf]))
     'no finite values'
     """
+    import numpy as np
+
     finite = values[np.isfinite(values)]
     if not finite.size:
         return "no finite values"

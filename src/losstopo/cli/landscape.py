@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..errors import InvalidParameterError, validate_float, validate_int
 from .options import OUT_FILE, add_n_components, output_file
 from .resolve import Task, load_trajectory, resolve_task, train_builtin
@@ -47,10 +45,10 @@ trajectory when --trajectory is not given."""
 
 def check_projector_name(name: str) -> str:
     """``name`` if it is ``random`` or a decoding projector of the registry, else one sentence."""
-    from ..projectors import PROJECTORS
-
     if name in ("random", "hessian"):
         return name
+    from ..projectors import PROJECTORS
+
     if name in PROJECTORS and name != "plane" and PROJECTORS[name].decodes:
         return name
     choices = ", ".join(
@@ -124,10 +122,12 @@ def prepare_model(args: argparse.Namespace, task: Task) -> Trajectory | None:
             run=args.model,
             progress=not args.quiet and args.workers == 1,
         )
-    if not args.quiet and ":" not in args.model:
+    if not args.quiet:
+        what = "built-in" if ":" not in args.model else "the model of"
         print(
-            f"note: built-in {args.model} is not trained here; it is evaluated at its random "
-            "initialisation. Pass --checkpoint FILE.pt to evaluate trained weights.",
+            f"note: {what} {args.model} is not trained here and no --checkpoint is given; it is "
+            "evaluated with the weights it is built with (a random initialisation unless it loads "
+            "its own). Pass --checkpoint FILE.pt to evaluate trained weights.",
             file=sys.stderr,
         )
     return None
@@ -243,6 +243,8 @@ def evaluate_and_save(
 
 def describe_result(field: LossField, out: Path, seconds: float, centred: bool) -> str:
     """One line: where the field went, how long it took, its centre value and its minimum."""
+    import numpy as np
+
     v = field.values[np.isfinite(field.values)]
     low = float(v.min()) if v.size else float("nan")
     where = ", ".join(f"{n}={c:.3g}" for n, c in zip(field.grid.names, field.argmin(), strict=True))
@@ -304,7 +306,11 @@ def register(subparsers: Any) -> None:
     add_n_components(
         land, help="1, 2 or 3 directions or components (default 2)", aliases=("--dims",)
     )
-    land.add_argument("--normalization", default="filter", choices=["filter", "layer", "none"])
+    land.add_argument(
+        "--normalization",
+        default="filter",
+        choices=["filter", "layer", "none", "weight", "dfilter", "dlayer"],
+    )
     land.add_argument("--ignore", default="biasbn", choices=["biasbn", "none"])
     land.add_argument("--seed", type=int, default=0)
     land.add_argument(

@@ -7,22 +7,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidParameterError
 from .options import OUT_FILE, output_file
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import write_report
-
     out = output_file(args.out) if args.out else None
     if out is None and Path(args.run_dir).is_dir():
         output_file(Path(args.run_dir) / "report.html", "RUN_DIR")
+    if not Path(args.run_dir).is_dir():  # before the report's imports
+        raise InvalidParameterError(
+            f"The run directory {args.run_dir} does not exist or is not a directory; pass the "
+            "directory a losstopo run wrote (e.g. the --out of losstopo demo)."
+        )
+    from ..report import write_report
+
     target = write_report(args.run_dir, out=out)
     print(target)
     skipped = damaged_fields(Path(args.run_dir))
     if skipped:
         print(
-            f"losstopo report: note: skipped {len(skipped)} .h5 file(s) that are not readable, finished fields "
-            f"({', '.join(skipped)}); the report's Notes say why.",
+            f"losstopo report: note: skipped {len(skipped)} .h5 file(s) that are not readable, "
+            f"finished fields ({', '.join(skipped)}); the report's Notes say why.",
             file=sys.stderr,
         )
     return 0

@@ -202,7 +202,7 @@ def run_projector_demo(
     )
     summary["global_aligned"] = {
         "runs": both_aligned.run_ids,
-        "units_moved": int(perm.n_moved()),
+        "units_moved": int(perm.n_moved),
         **_landscape_summary(field, topo, seconds, **fit),
         "end_basins": (ends := end_basins(field, topo)),
     }
@@ -300,6 +300,7 @@ def _landscape_summary(
         "resolution": field.grid.shape[0],
         "min_loss": round(float(np.nanmin(v)), 5),
         "max_loss": round(float(np.nanmax(v)), 5),
+        "batchnorm": field.attrs.get("batchnorm"),
         "persistent_minima": topo.n_minima,
         "persistent_saddles": topo.n_saddles,
         "seconds": round(seconds, 2),

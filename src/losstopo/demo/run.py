@@ -266,11 +266,14 @@ def _model_summary(
         "test_accuracy": round(
             float(profile.metrics["test_accuracy"][np.argmin(np.abs(alpha - 1))]), 4
         ),
+        # the BatchNorm statistics of the losses above and of the interpolation
+        "batchnorm": profile.attrs.get("batchnorm"),
         "plane": {
             "resolution": field.grid.shape[0],
             "centre_loss": round(centre_loss, 5),
             "min_loss": round(float(np.nanmin(v)), 5),
             "max_loss": round(float(np.nanmax(v)), 5),
+            "batchnorm": field.attrs.get("batchnorm"),
             "flat_fraction": round(float(np.mean(v < centre_loss + 0.1)), 4),
             "seconds": round(seconds, 2),
             "engine": field.attrs.get("engine"),
@@ -283,5 +286,6 @@ def _model_summary(
             "final_loss": round(float(train_curve[-1]), 5),
             "barrier": round(float(max(train_curve.max() - ends, 0.0)), 5),
             "monotonic": bool(np.all(np.diff(train_curve) <= 1e-9)),
+            "batchnorm": profile.attrs.get("batchnorm"),
         },
     }

@@ -26,7 +26,14 @@ True
 from .binding import Binding, is_linear_decoder
 from .device import default_device, resolve_device
 from .evaluator import Decoder, Evaluator, PointFailure
-from .fold import Folded, FoldedLayer, fold_batchnorm, is_plain_layer, recompute_batchnorm
+from .fold import (
+    Folded,
+    FoldedLayer,
+    batchnorm_policy,
+    fold_batchnorm,
+    is_plain_layer,
+    recompute_batchnorm,
+)
 from .metrics import METRICS, Metric, metrics_by_name, register_metric
 from .split import FirstLayerSplit
 from .tuning import TUNE_MIN_POINTS
@@ -41,6 +48,7 @@ __all__ = [
     "Folded",
     "FoldedLayer",
     "Metric",
+    "batchnorm_policy",
     "PointFailure",
     "default_device",
     "fold_batchnorm",

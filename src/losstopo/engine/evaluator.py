@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import EvalData, LossFn
-from ..errors import EvaluationError
+from ..data import EvalData, LossFn, check_outputs
+from ..errors import EvaluationError, InvalidParameterError
 from ..space import ParameterSpace
 from .binding import Binding, LinearTensors, is_linear_decoder
 from .fold import batchnorm_modules, fold_batchnorm, has_batch_statistics, recompute_batchnorm
@@ -128,6 +128,8 @@ class Evaluator:
         self.linear: LinearTensors | None = (
             LinearTensors(decoder, self.dtype, device) if is_linear_decoder(decoder) else None
         )
+        # dir_type="states" planes move floating-point buffers (BatchNorm statistics) too
+        self._buffers = self._moved_buffers(getattr(decoder, "buffers", None), bn, device)
         if self.linear is not None:
             self.n_components = self.linear.n_components
         else:
@@ -142,7 +144,30 @@ class Evaluator:
         self._split: FirstLayerSplit | None = None
         self._first_layer_requested = first_layer
         # Eval-mode BatchNorm folded into the layer before it (refreshed at every point).
-        self._folded = fold_batchnorm(self.net) if bn == "eval" else None
+        self._folded = fold_batchnorm(self.net) if bn == "eval" and not self._buffers else None
+
+    def _moved_buffers(
+        self, spec: Any, bn: str, device: torch.device
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``(buffer, centre, components)`` of each buffer a states plane moves."""
+        if spec is None:
+            return []
+        if bn == "recompute":
+            raise InvalidParameterError(
+                "These directions move the BatchNorm running statistics (dir_type='states'), "
+                "which bn='recompute' would re-estimate; use bn='eval' with them."
+            )
+        names, center, comps = spec
+        own = dict(self.net.named_buffers())
+        out, start = [], 0
+        for name in names:
+            buf = own[name]
+            n = buf.numel()
+            c = torch.as_tensor(center[start : start + n], dtype=buf.dtype, device=device)
+            d = torch.as_tensor(comps[:, start : start + n], dtype=buf.dtype, device=device)
+            out.append((buf, c.view(buf.shape), d.view(-1, *buf.shape)))
+            start += n
+        return out
 
     # ------------------------------------------------------------------ setup
     def prepare(
@@ -213,13 +238,15 @@ class Evaluator:
         x, y = next(iter(data.batches(min(data.n_samples, 8), self.device)))
         try:
             with torch.inference_mode():
-                self.loss_fn(self.net(x), y)
+                out = self.net(x)
+                self.loss_fn(out, y)
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             raise EvaluationError(
                 f"The model or the loss fails on the data before any grid point "
                 f"({type(exc).__name__}: {exc}); check that the inputs fit the model and the "
                 "targets fit the loss."
             ) from exc
+        check_outputs(out, y, self.loss_name)
 
     def _build_split(self) -> FirstLayerSplit | None:
         assert self.linear is not None
@@ -245,6 +272,9 @@ class Evaluator:
         """Write the parameters of one point into the flat buffer, fresh from the centre."""
         if self.linear is not None:
             self.binding.write_linear(self.linear, coords)
+            for buf, c, d in self._buffers:
+                a = torch.as_tensor(coords, dtype=buf.dtype, device=buf.device)
+                torch.add(c, torch.tensordot(a, d, dims=1), out=buf)
         else:
             assert decoded is not None
             self.binding.write(decoded)
@@ -258,6 +288,11 @@ class Evaluator:
         large model never holds a whole chunk of decoded parameter vectors at once.
         """
         coords = np.atleast_2d(np.asarray(coords, dtype=np.float64))
+        if mode == "vmap" and self._buffers:
+            raise InvalidParameterError(
+                "mode='vmap' keeps the buffers fixed but these directions move the BatchNorm "
+                "running statistics (dir_type='states'); use mode='sequential'."
+            )
         if self.linear is not None:
             return self._run(coords, len(coords), None, mode, vmap_size)
         block = max(1, self.decode_bytes // (8 * self.space.n_params))

@@ -196,3 +196,35 @@ def recompute_batchnorm(
     net.eval()
     for m, momentum in saved:
         m.momentum = momentum
+
+
+def batchnorm_policy(
+    net: nn.Module, bn: str, n_batches: int = 4, batch_size: int = 256, moved: bool = False
+) -> str:
+    """One phrase saying which BatchNorm statistics a loss of ``net`` was computed with
+    (``moved``: a plane of ``dir_type="states"`` directions moves them with the parameters).
+
+    Recorded with every field (``attrs["batchnorm"]``) so that two losses of the same weights
+    under different policies are never compared unknowingly.
+
+    Examples
+    --------
+    >>> import torch
+    >>> batchnorm_policy(torch.nn.Linear(2, 2), "eval")
+    'none (no BatchNorm layers)'
+    >>> batchnorm_policy(torch.nn.BatchNorm1d(2), "recompute", 4, 256)
+    'recomputed: statistics re-estimated at every point from 4 batches of 256 samples'
+    """
+    modules = batchnorm_modules(net)
+    if not modules:
+        return "none (no BatchNorm layers)"
+    if has_batch_statistics(net):
+        return "batch: statistics of each evaluation batch (BatchNorm without running statistics)"
+    if moved:
+        return "moved: running statistics moved with the parameters along the directions"
+    if bn == "recompute":
+        return (
+            f"recomputed: statistics re-estimated at every point from {n_batches} batches of "
+            f"{batch_size} samples"
+        )
+    return "running: the running statistics stored in the model (eval mode)"

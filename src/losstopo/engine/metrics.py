@@ -103,17 +103,52 @@ def metrics_by_name(names: Iterable[str]) -> tuple[Metric, ...]:
     return tuple(out)
 
 
+def _precise_cross_entropy(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample cross-entropy of ``(batch, classes)`` logits and the argmax predictions.
+
+    With ``top`` the row maximum at index ``p``, the loss is
+    ``(top - z_y) + log1p(sum_{j != p} exp(z_j - top))``. When the target is the prediction the
+    first term is exactly zero and the second is ``log1p`` of the small sum of the other classes'
+    probability ratios, so the loss keeps float32 relative precision however small it is (the
+    ``log(sum_j exp(z_j - top))`` of a log-softmax rounds to the ulp of 1 instead). Otherwise the
+    loss is at least ``log 2`` and both forms are exact to float32 rounding.
+    """
+    top, predicted = out.max(dim=1)
+    # exp(0) - 1 is exactly 0 at the prediction, and a NaN there (a +inf logit) stays NaN
+    ratios = (out - top[:, None]).exp_().scatter_(1, predicted[:, None], -1.0, reduce="add")
+    per_sample = ratios.sum(dim=1).log1p_().add_(top - out.gather(1, y[:, None]).squeeze(1))
+    return per_sample, predicted
+
+
+def cross_entropy_per_sample(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy of logits ``(batch, classes)`` and class indices, precise when small.
+
+    Agrees with ``torch.nn.functional.cross_entropy(out, y, reduction="none")`` to float32
+    rounding of the loss itself (relative), also at losses far below the ulp of the logits, where
+    the log-softmax form loses all digits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = torch.tensor([[20.0, 0.0, 0.0]])
+    >>> exact = 2 * torch.exp(torch.tensor(-20.0, dtype=torch.float64)).item()  # log1p(2e^-20)
+    >>> bool(abs(cross_entropy_per_sample(out, torch.tensor([0])).item() / exact - 1) < 1e-6)
+    True
+    >>> float(torch.nn.functional.cross_entropy(out, torch.tensor([0])))  # rounded to zero
+    0.0
+    """
+    return _precise_cross_entropy(out, y)[0]
+
+
 def cross_entropy_and_hits(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy (float64) and the number of correct argmax predictions, in one pass.
 
-    One row maximum serves both the stable log-sum-exp and the prediction (the first maximal
-    index, as ``argmax``): half the kernels of ``logsumexp`` plus ``argmax`` on small outputs.
-    A ``+inf`` logit gives NaN, as ``torch.nn.functional.cross_entropy`` does.
+    One row maximum serves both the precise log-sum-exp (:func:`cross_entropy_per_sample`) and
+    the prediction (the first maximal index, as ``argmax``). A ``+inf`` logit gives NaN, as
+    ``torch.nn.functional.cross_entropy`` does.
     """
-    top, predicted = out.max(dim=1)
-    lse = (out - top[:, None]).exp_().sum(dim=1).log_().add_(top)
-    loss = (lse - out.gather(1, y[:, None]).squeeze(1)).sum(dtype=torch.float64)
-    return loss, (predicted == y).sum()
+    per_sample, predicted = _precise_cross_entropy(out, y)
+    return per_sample.sum(dtype=torch.float64), (predicted == y).sum()
 
 
 def _total(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -149,9 +184,7 @@ class Reduction:
         if self.loss_name == "cross_entropy":
             if y.dtype != torch.int64 or out.dim() != 2:
                 return F.cross_entropy(out, y, reduction="sum").double()
-            # -log softmax(out)[y] per sample, summed: fewer kernels than cross_entropy
-            per_sample = torch.logsumexp(out, dim=1) - out.gather(1, y[:, None]).squeeze(1)
-            return per_sample.sum(dtype=torch.float64)
+            return cross_entropy_per_sample(out, y).sum(dtype=torch.float64)
         if self.loss_name == "mse":
             return F.mse_loss(out, y, reduction="sum").double() / max(out[0].numel(), 1)
         assert self.loss_fn is not None

@@ -28,7 +28,9 @@ __all__ = [
     "FORMATS",
     "MAX_LABELS",
     "TYPE_STYLE",
+    "axis_label",
     "check_field",
+    "smooth_for_display",
     "log_loss_values",
     "masked",
     "new_axes",
@@ -43,7 +45,7 @@ TYPE_STYLE = {  # TTK critical types -> (marker, colour, name)
     2: ("D", "#9467bd", "2-saddle"),
     3: ("^", "#d62728", "maximum"),
 }
-MAX_LABELS = 12
+MAX_LABELS = 5  # value labels on a contour map: the most persistent few
 
 
 def new_axes(
@@ -66,6 +68,75 @@ def new_axes(
     if not isinstance(root, Figure):
         raise InvalidParameterError("The 'ax' parameter must belong to a matplotlib Figure.")
     return root, ax
+
+
+def axis_label(field: LossField, i: int) -> str:
+    """What axis ``i`` of ``field`` is, from the projector recorded in its attrs.
+
+    ``"direction 1 (filter-normalized)"`` for a plane of random directions, ``"PC1 (73% var.)"``
+    for trajectory PCA, ``"latent 1"`` for a non-linear projector; the grid's own axis name when
+    the field records no projector.
+
+    Examples
+    --------
+    >>> from losstopo import Grid, LossField
+    >>> import numpy as np
+    >>> g = Grid.square(3)
+    >>> pca = {"name": "PCAProjector", "explained_variance_ratio": [0.734, 0.2]}
+    >>> axis_label(LossField(np.zeros((3, 3)), g, attrs={"projector": pca}), 0)
+    'PC1 (73% var.)'
+    >>> axis_label(LossField(np.zeros((3, 3)), g), 1)
+    'y'
+    """
+    name = field.grid.names[i]
+    proj = field.attrs.get("projector")
+    if not isinstance(proj, dict):
+        return name
+    kind = proj.get("name")
+    if kind == "PlaneProjector":
+        dirs = proj.get("directions") if isinstance(proj.get("directions"), dict) else {}
+        norm = (dirs or {}).get("normalization", field.attrs.get("normalization"))
+        if field.attrs.get("interpolation"):
+            return f"{name} ({field.attrs['interpolation']})"
+        return f"direction {i + 1}" + (f" ({norm}-normalized)" if norm and norm != "none" else "")
+    if kind == "PCAProjector":
+        ratios = proj.get("explained_variance_ratio") or []
+        share = f" ({100 * float(ratios[i]):.0f}% var.)" if i < len(ratios) else ""
+        return f"PC{i + 1}{share}"
+    return f"latent {i + 1}"
+
+
+def smooth_for_display(
+    xa: np.ndarray, ya: np.ndarray, values: np.ndarray, min_points: int = 121
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A finer grid for drawing a coarse 2D field: a cubic spline through every grid value,
+    clipped to the values' range, so contour lines are smooth; the field itself is untouched
+    (with evenly spaced axes the grid's points are points of the finer grid).
+
+    Returned unchanged when the grid is already fine, has fewer than 4 points on an axis, or
+    holds non-finite values (a spline would smear them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = y = np.linspace(-1, 1, 9)
+    >>> v = np.add.outer(x**2, y**2)
+    >>> fx, fy, fv = smooth_for_display(x, y, v)
+    >>> fv.shape, bool(np.allclose(fv[::15, ::15], v)), bool(fv.min() >= v.min())
+    ((121, 121), True, True)
+    """
+    xa, ya = np.asarray(xa, dtype=np.float64), np.asarray(ya, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    n = max(len(xa), len(ya))
+    if n >= min_points or min(len(xa), len(ya)) < 4 or not np.all(np.isfinite(v)):
+        return xa, ya, v
+    from scipy.interpolate import RectBivariateSpline
+
+    factor = -(-(min_points - 1) // (n - 1))  # the grid's nodes stay nodes of the finer grid
+    fx = np.linspace(xa[0], xa[-1], (len(xa) - 1) * factor + 1)
+    fy = np.linspace(ya[0], ya[-1], (len(ya) - 1) * factor + 1)
+    fine = RectBivariateSpline(xa, ya, v, kx=3, ky=3, s=0)(fx, fy)
+    return fx, fy, np.clip(fine, v.min(), v.max())
 
 
 def check_field(field: Any, dims: Sequence[int], func: str, hint: str) -> LossField:

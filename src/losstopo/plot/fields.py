@@ -26,11 +26,13 @@ from ..topology import CriticalPoints, TopologySummary
 from .axes import (
     MAX_LABELS,
     TYPE_STYLE,
+    axis_label,
     check_field,
     log_loss_values,
     masked,
     new_axes,
     path_colors,
+    smooth_for_display,
 )
 
 __all__ = ["draw_critical_points", "plot_contour", "plot_profile", "plot_surface"]
@@ -89,26 +91,22 @@ def plot_contour(
     Vm = masked(V)
     label = "log10 loss" if log else "loss"
     if Vm.count() >= 2 and float(Vm.max()) > float(Vm.min()):
-        cf = ax.contourf(X, Y, Vm, levels=levels, cmap="viridis")
-        ax.contour(X, Y, Vm, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
+        # a coarse grid is drawn through a spline of its values (display only)
+        fx, fy, fv = smooth_for_display(xa, ya, np.ma.filled(Vm, np.nan))
+        FX, FY = np.meshgrid(fx, fy, indexing="ij")
+        Fm = masked(fv) if fv.shape != Vm.shape else Vm
+        cf = ax.contourf(FX, FY, Fm, levels=levels, cmap="viridis")
+        ax.contour(FX, FY, Fm, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
         fig.colorbar(cf, ax=ax, label=label)
     else:  # constant or almost empty field: contour would fail
         im = ax.pcolormesh(X, Y, Vm, cmap="viridis", shading="auto")
         fig.colorbar(im, ax=ax, label=label)
     if paths and field.paths:
-        colors = path_colors(len(field.paths))
-        for color, path in zip(colors, field.paths.values(), strict=True):
-            c = np.asarray(path.coords)
-            if c.shape[1] < 2 or len(c) == 0:
-                continue
-            run = path.run
-            ax.plot(c[:, 0], c[:, 1], "-", color=color, lw=1.5, label=f"{run}")
-            ax.plot(c[0, 0], c[0, 1], "o", color=color, mec="k", ms=6)
-            ax.plot(c[-1, 0], c[-1, 1], "*", color=color, mec="k", ms=11)
+        _draw_paths(ax, field)
     if critical_points is not None:
         draw_critical_points(ax, critical_points)
-    ax.set_xlabel(xn)
-    ax.set_ylabel(yn)
+    ax.set_xlabel(axis_label(field, 0))
+    ax.set_ylabel(axis_label(field, 1))
     ax.set_xlim(xa[0], xa[-1])
     ax.set_ylim(ya[0], ya[-1])
     if title is not None:
@@ -118,9 +116,45 @@ def plot_contour(
     return fig
 
 
+def _draw_paths(ax: Axes, field: LossField) -> None:
+    """Each path with a circle at its start and a star at its end, explained once in the legend;
+    a path that collapses to one point (of this plot's resolution) gets no legend entry."""
+    colors = path_colors(len(field.paths))
+    span = max(float(np.ptp(a)) for a in field.grid.axes.values()) or 1.0
+    drawn = False
+    for color, path in zip(colors, field.paths.values(), strict=True):
+        c = np.asarray(path.coords)
+        if len(c) == 0 or c.shape[1] < 2:
+            continue
+        moves = float(np.ptp(c[:, :2], axis=0).max()) > 1e-3 * span
+        ax.plot(c[:, 0], c[:, 1], "-", color=color, lw=1.5, label=path.run if moves else None)
+        ax.plot(c[0, 0], c[0, 1], "o", color=color, mec="k", ms=6)
+        ax.plot(c[-1, 0], c[-1, 1], "*", color=color, mec="k", ms=11)
+        drawn = True
+    if drawn:  # what the markers mean, once
+        ax.plot([], [], "o", color="none", mec="k", ms=6, label="start")
+        ax.plot([], [], "*", color="none", mec="k", ms=11, label="end")
+
+
+def _spread(coords: np.ndarray, order: np.ndarray, ax: Axes, limit: int) -> list[int]:
+    """Up to ``limit`` of ``order`` (most important first) whose anchors lie at least 12% of the
+    axes apart, so their value labels do not overlap."""
+    lo = np.array([ax.get_xlim()[0], ax.get_ylim()[0]], dtype=np.float64)
+    size = np.array([np.ptp(ax.get_xlim()), np.ptp(ax.get_ylim())], dtype=np.float64)
+    size[size == 0] = 1.0
+    kept: list[int] = []
+    for i in order:
+        where = (coords[i, :2] - lo) / size
+        if all(np.abs(where - (coords[j, :2] - lo) / size).max() >= 0.12 for j in kept):
+            kept.append(int(i))
+        if len(kept) == limit:
+            break
+    return kept
+
+
 def draw_critical_points(ax: Axes, points: CriticalPoints | TopologySummary) -> None:
-    """Markers by critical type; for a summary, its persistent points, the most persistent
-    labelled with their value and persistence."""
+    """Markers by critical type; for a summary, its persistent points, the few most persistent
+    labelled with their value and persistence (never two labels on top of each other)."""
     if isinstance(points, TopologySummary):
         cp, pers = points.persistent, points.critical_persistence()
     elif isinstance(points, CriticalPoints):
@@ -144,7 +178,7 @@ def draw_critical_points(ax: Axes, points: CriticalPoints | TopologySummary) -> 
             )  # fmt: skip
     known = np.flatnonzero(~np.isnan(pers))
     order = known[np.argsort(-np.nan_to_num(pers[known], posinf=np.finfo(float).max))]
-    for i in order[:MAX_LABELS]:
+    for i in _spread(coords, order, ax, MAX_LABELS):
         p = pers[i]
         text = f"{values[i]:.3g} (p={'inf' if math.isinf(p) else f'{p:.2g}'})"
         ax.annotate(
@@ -188,8 +222,8 @@ def plot_surface(
         c = np.asarray(path.coords)
         z = log_loss_values(path.loss) if log else np.asarray(path.loss)
         ax.plot(c[:, 0], c[:, 1], z, "-o", color=color, ms=2, lw=1.5, label=path.run)
-    ax.set_xlabel(xn)
-    ax.set_ylabel(yn)
+    ax.set_xlabel(axis_label(field, 0))
+    ax.set_ylabel(axis_label(field, 1))
     ax.set_zlabel("log10 loss" if log else "loss")  # type: ignore[attr-defined]
     if title is not None:
         ax.set_title(title)
@@ -251,11 +285,15 @@ def plot_profile(
         twin.set_ylabel("accuracy")
         h2, l2 = twin.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    ax.set_xlabel(xn)
+    ax.set_xlabel(axis_label(field, 0))
     ax.set_ylabel("loss")
     ax.set_xlim(xa[0], xa[-1])
     ax.grid(alpha=0.3)
-    ax.legend(handles, labels, loc="best", fontsize="small")
+    # below the axes (and their label), clear of the curves of both y axes
+    ax.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(len(labels), 4),
+        fontsize="small", frameon=False,
+    )  # fmt: skip
     if title is not None:
         ax.set_title(title)
     return fig

@@ -187,7 +187,16 @@ def plot_merge_tree(tree: MergeTree | TopologySummary, ax: Axes | None = None) -
     ax.plot([], [], "o", color=TYPE_STYLE[1][1], ms=5, label="saddle")
     ax.set_xticks([])
     ax.set_ylabel("value")
-    leaves = "maxima" if split else "minima"
-    ax.set_title(f"{'split' if split else 'merge'} tree ({len(births)} {leaves})")
+    n = len(births)
+    leaves = ("maximum" if n == 1 else "maxima") if split else ("minimum" if n == 1 else "minima")
+    ax.set_title(f"{'split' if split else 'merge'} tree ({n} {leaves})")
+    if n == 1:  # one extremum: one basin, nothing merges; say so rather than draw a bare stub
+        ax.set_xlim(-1.0, 1.0)
+        ax.annotate(
+            f"one {leaves} at {births[0]:.4g}: a single {'peak' if split else 'basin'}, "
+            "nothing merges",
+            (xs[0], births[0]), xytext=(8, 0), textcoords="offset points", va="center",
+            fontsize="small",
+        )  # fmt: skip
     ax.legend(loc="upper right", fontsize="small")
     return fig

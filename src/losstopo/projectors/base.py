@@ -111,6 +111,9 @@ class LinearDecoder:
 
     center: np.ndarray  # (n_params,)
     components: np.ndarray  # (n_components, n_params)
+    #: Floating-point buffers moved with the parameters (``dir_type="states"`` planes):
+    #: ``(names, center (n_entries,), components (n_components, n_entries))``, else ``None``.
+    buffers: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
 
     def __call__(self, coords: np.ndarray) -> np.ndarray:
         """Parameters ``(m, n_params)`` (float64) at the coordinates ``(m, n_components)``."""

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..errors import InvalidParameterError, ShapeMismatchError, validate_choice,
 from ..space import ParameterSpace
 from ._common import check_n_components
 from .base import LinearDecoder, Projector, as_points
+from .per_tensor import flatten_directions, is_per_tensor
 
 
 def _flat(value: Any, name: str) -> np.ndarray:
@@ -79,8 +81,11 @@ class PlaneProjector(LinearProjector):
     ----------
     center : nn.Module or 1-D array/tensor
         The model (or its flat parameter vector) at the origin of the plane.
-    directions : 2-D array/tensor (n_components, n_params), or a sequence of flat vectors
-        For example the output of :func:`losstopo.random_directions`.
+    directions : 2-D array/tensor (n_components, n_params), a sequence of flat vectors, or
+        directions held per tensor (with ``center`` the model): each a dict keyed by parameter
+        name or a list with one array per ``model.parameters()`` entry, as Li et al.'s code
+        writes them (frozen parameters' entries are dropped). For example the output of
+        :func:`losstopo.random_directions`.
 
     Examples
     --------
@@ -103,7 +108,13 @@ class PlaneProjector(LinearProjector):
         """Validate the centre and directions and build the basis (no learning); returns self."""
         center = _flat(self.center, "center").ravel()
         directions = self.directions
-        if isinstance(directions, (list, tuple)):
+        self.buffer_names_: tuple[str, ...] = ()
+        if is_per_tensor(directions):
+            per_tensor = flatten_directions(self.center, directions)
+            directions = per_tensor.rows
+            if per_tensor.buffer_names:
+                self._set_buffers(self.center, per_tensor.buffer_names, per_tensor.buffer_rows)
+        elif isinstance(directions, (list, tuple)):
             directions = np.stack([_flat(d, "directions").ravel() for d in directions])
         comps = _flat(directions, "directions")
         if comps.ndim == 1:
@@ -131,6 +142,31 @@ class PlaneProjector(LinearProjector):
         self._set_basis(center.astype(dtype), comps.astype(dtype))
         return self
 
+    def _set_buffers(self, model: nn.Module, names: tuple[str, ...], rows: np.ndarray) -> None:
+        buffers = dict(model.named_buffers())
+        self.buffer_names_ = names
+        self.buffer_center_ = np.concatenate(
+            [buffers[n].detach().cpu().double().numpy().reshape(-1) for n in names]
+        )
+        self.buffer_components_ = rows.astype(np.float64)
+
+    def decoder(self) -> LinearDecoder:
+        """The linear map, with the buffers it moves for ``dir_type="states"`` directions."""
+        self.check_fitted()
+        buffers = None
+        if self.buffer_names_:
+            buffers = (self.buffer_names_, self.buffer_center_, self.buffer_components_)
+        return LinearDecoder(self.center_, self.components_, buffers)
+
+    def fingerprint(self) -> str:
+        base = super().fingerprint()
+        if not self.buffer_names_:
+            return base
+        h = hashlib.sha256(base.encode() + ",".join(self.buffer_names_).encode())
+        h.update(np.ascontiguousarray(self.buffer_center_).tobytes())
+        h.update(np.ascontiguousarray(self.buffer_components_).tobytes())
+        return h.hexdigest()[:16]
+
     def set_params(self, **params: Any) -> PlaneProjector:
         """Set ``center`` and/or ``directions`` and rebuild the basis from them."""
         super().set_params(**params)
@@ -142,6 +178,7 @@ class PlaneProjector(LinearProjector):
             "n_components": int(self.n_components_),
             # how the directions were drawn (random_directions records it on its tensor)
             "directions": dict(getattr(self.directions, "provenance", None) or {"kind": "given"}),
+            **({"moves_buffers": list(self.buffer_names_)} if self.buffer_names_ else {}),
         }
 
 
@@ -154,21 +191,51 @@ class PCAProjector(LinearProjector):
     center : {"last", "mean"}
         Origin of the landscape: the final checkpoint (Li et al.) or the trajectory mean. The
         directions are the principal components of the checkpoints either way.
+    ignore : {None, "biasbn"}
+        ``"biasbn"`` (Li et al.'s option): the 1-D tensors (biases, BatchNorm scale and shift)
+        take no part in the PCA and get zero components, so the plane moves only the weights.
+        Needs a :class:`~losstopo.Trajectory` (its tensor names and shapes) to fit on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losstopo import Trajectory
+    >>> rng = np.random.default_rng(0)
+    >>> traj = Trajectory(rng.normal(size=(6, 8)), np.arange(6), ["r"] * 6,
+    ...                   names=("weight", "bias"), shapes=((2, 3), (2,)))
+    >>> pca = PCAProjector(2, ignore="biasbn").fit(traj)
+    >>> bool(np.all(pca.components_[:, 6:] == 0))
+    True
 
     Attributes
     ----------
     center_, components_ (orthonormal rows), explained_variance_, explained_variance_ratio_
     """
 
-    def __init__(self, n_components: int = 2, center: Literal["last", "mean"] = "last"):
+    def __init__(
+        self,
+        n_components: int = 2,
+        center: Literal["last", "mean"] = "last",
+        ignore: Literal["biasbn"] | None = None,
+    ):
         self.n_components = n_components
         self.center = center
+        self.ignore = ignore
+
+    def describe(self) -> dict[str, Any]:
+        """Name, parameters and, once fitted, each component's share of the variance."""
+        out = super().describe()
+        if hasattr(self, "explained_variance_ratio_"):
+            out["explained_variance_ratio"] = [float(v) for v in self.explained_variance_ratio_]
+        return out
 
     def fit(self, X: Any, y: Any = None) -> PCAProjector:
         k = check_n_components(self.n_components, type(self).__name__)
         validate_choice(self.center, "center", ("last", "mean"))
-        points = as_points(X)
-        n = points.shape[0]
+        validate_choice(self.ignore, "ignore", ("biasbn", None))
+        raw = as_points(X)
+        n = raw.shape[0]
+        points = _without_1d_tensors(X, raw) if self.ignore == "biasbn" else raw
         if n < 2:
             raise InvalidParameterError(
                 f"PCAProjector needs at least 2 checkpoints to find a direction; got {n}. Record "
@@ -190,10 +257,32 @@ class PCAProjector(LinearProjector):
         # Sign convention: the largest-magnitude entry of each component is positive.
         signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
         comps *= signs[:, None]
-        center = points[-1].astype(np.float64) if self.center == "last" else mean
+        if self.ignore == "biasbn":
+            mean = raw.mean(axis=0, dtype=np.float64)  # the centre keeps every tensor's values
+        center = raw[-1].astype(np.float64) if self.center == "last" else mean
         self.mean_ = mean
         self.explained_variance_ = evals[:k] / max(n - 1, 1)
         total = evals.sum()
         self.explained_variance_ratio_ = evals[:k] / total
         self._set_basis(center, comps)
         return self
+
+
+def _without_1d_tensors(X: Any, points: np.ndarray) -> np.ndarray:
+    """``points`` with the entries of 1-D tensors held at the last checkpoint's values."""
+    names, shapes = getattr(X, "names", ()), getattr(X, "shapes", ())
+    if not names:
+        raise InvalidParameterError(
+            "PCAProjector(ignore='biasbn') needs to know which entries are biases and "
+            "BatchNorm parameters; fit it on a Trajectory (which holds the tensor names and "
+            "shapes), not on a bare array."
+        )
+    mask = np.concatenate([np.full(int(np.prod(s)), len(s) <= 1) for s in shapes])
+    if mask.size != points.shape[1]:
+        raise ShapeMismatchError(
+            f"The trajectory's tensor shapes cover {mask.size} entries but its rows have "
+            f"{points.shape[1]}; rebuild the trajectory from its model."
+        )
+    out = points.copy()
+    out[:, mask] = points[-1, mask]
+    return out
