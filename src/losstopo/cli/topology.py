@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-import numpy as np
-
 from ..errors import validate_float
 from .options import OUT_FILE, output_file
 
@@ -49,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _same_join_tree(a: Any, b: Any) -> bool:
+    import numpy as np
+
     ta, tb = a.join_tree, b.join_tree
     return (
         ta is not None
