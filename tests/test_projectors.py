@@ -311,7 +311,7 @@ def test_registry_names_every_projector_and_its_decoding():
 
 def test_make_projector_passes_only_what_a_class_takes():
     pca = make_projector("pca", n_components=3, random_state=5, center="mean")
-    assert pca.get_params() == {"n_components": 3, "center": "mean"}
+    assert pca.get_params() == {"n_components": 3, "center": "mean", "ignore": None}
     ae = make_projector("autoencoder", n_components=3, random_state=5, progress=False)
     params = ae.get_params()
     assert (params["n_components"], params["random_state"], params["progress"]) == (3, 5, False)

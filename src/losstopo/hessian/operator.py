@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator
 from torch import nn
 from torch.func import functional_call, grad, jvp
@@ -110,11 +111,11 @@ class HessianOperator(LinearOperator):
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> Callable[[Any], torch.Tensor]:
         n = self.data.n_samples
-        reduction, net = self.reduction, self.net
+        net = self.net
 
         def loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
             out = functional_call(net, params, (x,), strict=False)
-            return reduction.loss_sum(out, y) / n
+            return differentiable_loss_sum(self.reduction, out, y) / n
 
         return loss
 
@@ -213,6 +214,20 @@ class HessianOperator(LinearOperator):
     def dense(self) -> np.ndarray:
         """The full ``(n_params, n_params)`` matrix, one product per column (tiny models only)."""
         return self._matmat(np.eye(self.space.n_params))
+
+
+def differentiable_loss_sum(
+    reduction: Reduction, out: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """The batch's loss sum as the engine defines it, in operations autograd differentiates twice.
+
+    The engine's built-in cross-entropy keeps digits at tiny losses with in-place kernels that
+    have no derivative; the same per-sample cross-entropy here is ``F.cross_entropy`` on the
+    logits in float64 (equal up to rounding). Other losses are the engine's own.
+    """
+    if reduction.loss_name == "cross_entropy" and y.dtype == torch.int64 and out.dim() == 2:
+        return F.cross_entropy(out.double(), y, reduction="sum")
+    return reduction.loss_sum(out, y)
 
 
 def _reverse_hvp(
@@ -330,7 +345,7 @@ def _check_differentiable(op: HessianOperator) -> None:
     try:
         with torch.enable_grad():
             out = functional_call(op.net, leaves, (x,), strict=False)
-            value = op.reduction.loss_sum(out, y)
+            value = differentiable_loss_sum(op.reduction, out, y)
             if not value.requires_grad:
                 raise EvaluationError(
                     "The loss does not depend on the model's parameters through differentiable "
