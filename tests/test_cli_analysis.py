@@ -232,6 +232,24 @@ def test_demo_end_to_end(tmp_path):
     assert conn["ratio_to_linear"]["weights"] <= 0.15 and conn["ratio_to_linear"]["bezier"] <= 0.1
     assert (out / "connectivity" / "plane.h5").exists()
     assert (out / "paraview" / "connectivity" / "landscape.vtm").exists()
+    aligned = LossField.load(out / "global_autoencoder_aligned.h5")  # GlobScope after alignment
+    assert set(aligned.paths) == {"mlp-seed0", "mlp-seed1-aligned"}
+    # the Hessian step: eigenvalues descending, a curvature map, the plane's check stored
+    hess = summary["models"]["mlp"]["hessian"]
+    assert hess["eigenvalues"] == sorted(hess["eigenvalues"], reverse=True)
+    assert hess["eigenvalues"][0] > 0 and hess["trace"] > 0
+    cmap = LossField.load(out / "mlp_curvature_map.h5")
+    assert set(cmap.metrics) == {"lambda_max", "lambda_min"}
+    assert np.all(cmap.metrics["lambda_max"] >= cmap.metrics["lambda_min"])
+    from losstopo import CriticalCheck
+
+    plane = LossField.load(out / "mlp_plane.h5")
+    check = CriticalCheck.from_summary(plane.topology)
+    assert check is not None and len(check) == len(plane.topology.persistent)
+    assert hess["full_space_check"]["critical_points"] == len(check)
+    for name in ("mlp", "cnn"):
+        assert (out / f"{name}_spectral_density.png").stat().st_size > 0
+    assert "Critical points in the full parameter space" in html
 
 
 def test_topology_save_keeps_a_store_resumable(tmp_path, tiny_model, tiny_data):

@@ -39,7 +39,7 @@ import torch
 from ..alignment import permute_points, weight_matching
 from ..evaluate import evaluate
 from ..export import write_paraview
-from ..fidelity import compare_projectors
+from ..fidelity import compare_projectors, default_projectors
 from ..field import LossField
 from ..grid import Grid
 from ..plot import plot_fidelity, save_figure
@@ -50,7 +50,11 @@ from .connectivity import run_connectivity_demo
 
 #: Points per axis of the PCA and auto-encoder landscapes (the global one uses 41).
 LANDSCAPE_RESOLUTION = 31
+#: The CNN re-estimates BatchNorm at every point (about 25 ms a point on 2 cores): a coarser grid.
+CNN_LANDSCAPE_RESOLUTION = 17
 GLOBAL_RESOLUTION = 41
+#: The aligned global landscape repeats the global one's computation: a coarser grid.
+ALIGNED_RESOLUTION = 25
 
 
 @dataclass
@@ -117,10 +121,9 @@ def run_projector_demo(
 
     for run in runs:
         traj = run.trajectory
+        res = CNN_LANDSCAPE_RESOLUTION if run.bn == "recompute" else LANDSCAPE_RESOLUTION
         pca = PCAProjector(n_components=2).fit(traj)
-        grid = Grid.around(
-            pca.transform(traj), resolution=LANDSCAPE_RESOLUTION, margin=0.25, names=("pc1", "pc2")
-        )
+        grid = Grid.around(pca.transform(traj), resolution=res, margin=0.25, names=("pc1", "pc2"))
         field, topo, seconds = landscape(
             run, pca, grid, traj, f"{run.name}_pca", f"{run.name}: trajectory PCA (log loss)"
         )
@@ -131,7 +134,7 @@ def run_projector_demo(
         field, topo, seconds = landscape(
             run,
             ae,
-            Grid.square(LANDSCAPE_RESOLUTION, extent=1.0),
+            Grid.square(res, extent=1.0),
             traj,
             f"{run.name}_autoencoder",
             f"{run.name}: auto-encoder latent box (log loss)",
@@ -195,7 +198,7 @@ def run_projector_demo(
     field, topo, seconds = landscape(
         first,
         ae,
-        Grid.square(GLOBAL_RESOLUTION, extent=1.0),
+        Grid.square(ALIGNED_RESOLUTION, extent=1.0),
         both_aligned,
         "global_autoencoder_aligned",
         f"{first.name}, seed 1 aligned to seed 0 (weight matching): one auto-encoder landscape",
@@ -216,11 +219,15 @@ def run_projector_demo(
         ("global", both, first),
     ]:
         t0 = time.perf_counter()
+        projectors = default_projectors(2, 0)
+        if name == "global":  # UMAP's decoder costs about 11 s here; it is compared per model
+            del projectors["umap"]
         table = compare_projectors(
             run.model,
             run.train_data,
             "cross_entropy",
             traj,
+            projectors=projectors,
             holdout=True,
             csv_path=out / f"fidelity_{name}.csv",
         )
