@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ def run_hessian_demo(
     from .. import plot
 
     op = hvp(model, data, "cross_entropy")
-    which = "both" if full else "largest"
+    which: Literal["both", "largest"] = "both" if full else "largest"
     spec = extreme_eigenpairs(op, k=EIGEN_K, which=which, tol=1e-3, seed=0)
     trace = trace_estimate(op, n_samples=TRACE_SAMPLES if full else SHORT_TRACE_SAMPLES, seed=0)
     runs = DENSITY_RUNS if full else SHORT_DENSITY_RUNS
