@@ -25,29 +25,17 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
-import subprocess
 import time
 
 import numpy as np
 import torch
+from machine import cpu_name
 from torch.utils.data import DataLoader, TensorDataset
 
 from losstopo import Grid, ParameterSpace, PlaneProjector, evaluate, random_directions
 from losstopo.datasets import digits
 from losstopo.models import MLP, SmallCNN
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def median_time(fn, repeats: int) -> float:

@@ -53,8 +53,6 @@ import argparse  # noqa: E402
 import copy  # noqa: E402
 import datetime  # noqa: E402
 import importlib  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -62,6 +60,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from machine import cpu_name  # noqa: E402
 from torch import nn  # noqa: E402
 
 from losstopo import hessian_eigenvalues, hvp, train  # noqa: E402
@@ -70,17 +69,6 @@ from losstopo.models import MLP  # noqa: E402
 
 TOL = 1e-3
 K = 5
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def optional(name: str) -> Any:
@@ -232,7 +220,7 @@ def main() -> None:
     torch.set_num_threads(1)
     # PyHessian's setup calls backward(create_graph=True), which warns about a reference cycle
     warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
-    print(f"{cpu_model()}; torch {torch.__version__}, 1 thread; {datetime.date.today()}")
+    print(f"{cpu_name()}; torch {torch.__version__}, 1 thread; {datetime.date.today()}")
 
     model = trained_model()
     x, y = digits(split="all")

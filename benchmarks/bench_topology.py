@@ -13,14 +13,13 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 import gudhi  # noqa: E402
 import numpy as np  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 from losstopo.topology import critical_points, merge_tree  # noqa: E402
 
@@ -56,24 +55,13 @@ def gudhi_cubical(f: np.ndarray) -> None:
     gudhi.CubicalComplex(vertices=f).persistence()
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="smaller fields (smoke test)")
     args = ap.parse_args()
     r = args.repeats
-    print(f"CPU: {cpu_model()}; {os.cpu_count()} cores visible; threads pinned to 1")
+    print(f"CPU: {cpu_name()}; {os.cpu_count()} cores visible; threads pinned to 1")
     print(f"numpy {np.__version__}, gudhi {gudhi.__version__}; median of {r} runs\n")
     # warm the numba kernels (compile or load the cache) outside the timed region
     for conn in ("freudenthal", "cubical"):
