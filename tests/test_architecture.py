@@ -50,6 +50,8 @@ ALLOWED_UPWARD = {
     ("losstopo.field", "losstopo.io"),
     # A field carries its topology summary, typed, and refuses anything else.
     ("losstopo.field", "losstopo.topology"),
+    # A field decodes through the projector stored with it (rebuilt from its saved state).
+    ("losstopo.field", "losstopo.projectors"),
 }
 
 MAX_LINES = 500

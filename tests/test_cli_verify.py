@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import torch
 
@@ -74,6 +75,41 @@ def test_another_seed_or_projector_is_refused_in_one_sentence(tmp_path, monkeypa
     evaluate(model, data, "cross_entropy", given, Grid.square(resolution=3), progress=False).save(
         tmp_path / "given.h5"
     )
+    assert main(["verify", "given.h5", *args[2:]]) == 0  # decoded by the plane the file carries
+    assert "stored the check" in capsys.readouterr().out
+    with h5py.File(tmp_path / "given.h5", "r+") as f:  # a file written before projectors were
+        del f["projector"]
     assert main(["verify", "given.h5", *args[2:]]) == 2
     err = capsys.readouterr().err
-    assert "does not carry its fitted projector yet" in err and "Traceback" not in err
+    assert "its file carries no projector" in err and "Traceback" not in err
+
+
+def test_a_field_of_a_fitted_projector_is_decoded_by_the_projector_its_file_carries(
+    tmp_path, monkeypatch, capsys
+):
+    from losstopo import Trajectory
+    from losstopo.projectors import PCAProjector
+
+    (tmp_path / "mymod.py").write_text(MYMOD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    import mymod
+
+    model, data = mymod.model(), mymod.data()
+    n = sum(p.numel() for p in model.parameters())
+    steps = np.cumsum(np.random.default_rng(0).normal(scale=0.1, size=(6, n)), axis=0)
+    Trajectory(steps.astype(np.float32), np.arange(6), np.full(6, "run0")).save("traj.npz")
+    model_args = ["--model", "mymod:model", "--data", "mymod:data"]
+    assert main(["landscape", *model_args, "--projector", "pca", "--trajectory", "traj.npz",
+                 "--resolution", "7", "--out", "pca.h5", "--quiet"]) == 0  # fmt: skip
+    assert main(["verify", "pca.h5", *model_args, "--steps", "4"]) == 0
+    assert "stored the check" in capsys.readouterr().out
+    field = LossField.load("pca.h5")
+    assert isinstance(field.projector, PCAProjector)
+    stored = TopologyCheck.from_summary(field.topology)
+    pca = PCAProjector(n_components=2).fit(Trajectory.load("traj.npz"))
+    direct = verify_topology(model, data, "cross_entropy", field, field.topology, projector=pca,
+                             steps=4, seed=int(field.attrs.get("seed", 0)))  # fmt: skip
+    for name in ("index", "loss", "straight_barrier"):
+        np.testing.assert_allclose(getattr(stored, name), getattr(direct, name), rtol=1e-9)
+    np.testing.assert_array_equal(stored.status, direct.status)

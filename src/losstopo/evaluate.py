@@ -25,7 +25,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +50,7 @@ from .errors import (
 from .field import LossField, ProjectedPath
 from .grid import Grid
 from .projectors.base import Projector, as_points
+from .projectors.state import projector_state
 from .space import ParameterSpace, tensor_hash
 from .store import PointStore, buffers_hash, check_memory, grid_hash
 
@@ -232,6 +233,10 @@ def evaluate(
         )
 
     distributed.run_on_rank0(open_store, rank, size)
+    source = (attrs or {}).get("trajectory")  # where the checkpoints are, when known
+    opened[0].projector_state = projector_state(
+        projector, source=None if source is None else str(source)
+    )
     opts = dict(store=store, mode=mode, vmap_size=vmap_size, chunk_size=chunk_size)
     opts.update(progress=progress, trajectory=trajectory, deterministic=deterministic)
     try:
@@ -253,8 +258,8 @@ def _run_store(
     """The part of :func:`evaluate` after the store is open: every rank runs it in step."""
     store, mode = opts["store"], opts["mode"]
     finished = distributed.run_on_rank0(lambda: pstore.complete_field, rank, size)
-    if finished is not None:
-        return finished
+    if finished is not None:  # decodes with the projector given (the fingerprints matched)
+        return replace(finished, projector_state=pstore.projector_state)
     missing = distributed.broadcast(pstore.missing(), size)
     evaluator.check_forward()
 

@@ -31,6 +31,7 @@ from .grid import Grid
 from .jsonable import to_jsonable
 
 if TYPE_CHECKING:
+    from .projectors.state import ProjectorState
     from .topology import TopologySummary
 
 #: attribute of each data variable of :meth:`LossField.to_xarray` saying what it holds
@@ -89,6 +90,9 @@ class LossField:
         Trajectories projected into the grid's coordinates, keyed by run name.
     topology : TopologySummary or None
         A summary attached with :meth:`with_topology` (kept by :meth:`save`).
+    projector_state : ProjectorState or None
+        What decodes the grid's coordinates to parameters (set by :func:`losstopo.evaluate`,
+        kept by :meth:`save` in the ``/projector`` group); see :attr:`projector`.
 
     Fields compare with :meth:`equals`; ``==`` is identity (arrays have no single truth value).
     """
@@ -99,6 +103,7 @@ class LossField:
     attrs: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, ProjectedPath] = field(default_factory=dict)
     topology: TopologySummary | None = None
+    projector_state: ProjectorState | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.grid, Grid):
@@ -158,6 +163,46 @@ class LossField:
         merged = dict(self.paths)
         merged.update(paths)
         return replace(self, paths=merged)
+
+    @property
+    def projector(self) -> Any:
+        """The fitted projector that decodes this field's coordinates to parameters.
+
+        The very projector for a field returned by :func:`losstopo.evaluate`; rebuilt from the
+        file's ``/projector`` group (no pickle) for a loaded one. A clear error when the field
+        carries none or one that is not stored (UMAP, Kernel-PCA, PHATE), and when a span
+        auto-encoder needs checkpoints the file does not hold (:meth:`restore_projector`).
+
+        >>> import torch
+        >>> from losstopo import Grid, PlaneProjector, evaluate
+        >>> model = torch.nn.Linear(2, 1)
+        >>> proj = PlaneProjector(model, torch.eye(3)[:2])
+        >>> data = (torch.zeros(4, 2), torch.zeros(4, 1))
+        >>> f = evaluate(model, data, "mse", proj, Grid.square(3), progress=False, device="cpu")
+        >>> f.projector is proj
+        True
+        """
+        return self.restore_projector()
+
+    def restore_projector(self, checkpoints: Any = None) -> Any:
+        """:attr:`projector`, given the fitted ``checkpoints`` a span auto-encoder needs.
+
+        Only needed for an auto-encoder whose checkpoints were too large to store in the file;
+        they are checked against the hash the file records.
+        """
+        if self.projector_state is None:
+            raise InvalidParameterError(
+                "This field carries no projector (it was built by hand, or written before "
+                "losstopo stored projectors in field files); pass the projector it was evaluated "
+                "with explicitly (projector=...)."
+            )
+        from .projectors.state import restore_projector
+
+        cache = self.__dict__.get("_restored")
+        if cache is None:
+            cache = restore_projector(self.projector_state, checkpoints)
+            object.__setattr__(self, "_restored", cache)
+        return cache
 
     def argmin(self) -> np.ndarray:
         """Coordinates of the lowest finite value."""

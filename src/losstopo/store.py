@@ -144,6 +144,8 @@ class PointStore:
         self.complete_field: LossField | None = None
         #: The engine strategy a partial run recorded (``attrs["strategy"]``), reused on resume.
         self.strategy: dict[str, Any] | None = None
+        #: What decodes the field (written into the file's ``/projector`` group).
+        self.projector_state: Any = None
         self._lock = ExitStack()
 
     @classmethod
@@ -216,6 +218,7 @@ class PointStore:
             grid=self.grid,
             metrics={m: v.reshape(self.grid.shape) for m, v in self.metrics.items()},
             attrs=attrs,
+            projector_state=self.projector_state,
         )
 
     def flush(self, attrs: dict[str, Any]) -> None:

@@ -1,13 +1,15 @@
 """``losstopo verify FIELD``: check a field's basins and separations in the full parameter space.
 
-The field's plane is rebuilt from the model and what the field file records about its directions
-(``losstopo landscape --projector random`` stores their seed, normalization and ignore rule), and
-checked against the fingerprint stored with the field. Each persistent minimum of the field's
+The field is decoded by the projector its file carries (its ``/projector`` group: a plane, PCA,
+Hessian directions or an auto-encoder; an auto-encoder whose checkpoints were too large to store
+takes them from ``--trajectory``). A file without one (written before projectors were stored)
+gets its plane rebuilt from the model and the seed, normalization and ignore rule of its random
+directions, checked against the fingerprint stored with the field. Each persistent minimum of the field's
 topology (the one stored in the file, or a new analysis with ``--min-persistence``) is decoded to
 parameters and checked: full-space Hessian extremes and the barrier along the straight segment to
 the basin it merges into. The check is written back into FIELD with its topology (atomically) and
-printed as a table. Fields of fitted projectors (PCA, auto-encoder, ...) cannot be re-decoded yet:
-their files do not carry the fitted projector; use ``losstopo.verify_topology`` in Python.
+printed as a table. Fields of Kernel-PCA and UMAP (not stored) are checked in Python, with the
+refitted projector passed to ``losstopo.verify_topology``.
 
 Examples
 --------
@@ -44,10 +46,9 @@ def rebuild_plane(field: Any, model: Any, seed: int | None = None) -> Any:
     if desc.get("name") != "PlaneProjector" or drawn.get("kind") != "random":
         name = desc.get("name", "an unrecorded projector")
         raise InvalidParameterError(
-            f"The field was evaluated with {name}, and the field file does not carry its fitted "
-            "projector yet, so it cannot be decoded here; only fields of `losstopo landscape "
-            "--projector random` can be verified from the command line (in Python, pass the "
-            "projector to losstopo.verify_topology)."
+            f"The field was evaluated with {name} and its file carries no projector (written "
+            "before field files stored them), so it cannot be decoded here; recompute it with "
+            "`losstopo landscape`, or in Python pass the projector to losstopo.verify_topology."
         )
     directions = random_directions(
         model,
@@ -85,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
     task = resolve_task(args.model, args.data, args.loss, seed=args.seed)
     args.workers = 1
     prepare_model(args, task)
-    proj = rebuild_plane(field, task.model, args.projector_seed)
     traj = load_trajectory(args.trajectory, task.model) if args.trajectory else None
+    if field.projector_state is not None and args.projector_seed is None:
+        proj = field.restore_projector(checkpoints=traj)
+    else:
+        proj = rebuild_plane(field, task.model, args.projector_seed)
     topo = field.topology
     if topo is None or args.min_persistence is not None:
         threshold = 0.0 if args.min_persistence is None else args.min_persistence
@@ -111,7 +115,7 @@ def register(subparsers: Any) -> None:
         help="check a field's basins and separations in the full parameter space",
         description=DESCRIPTION,
     )
-    p.add_argument("file", help="a field file of `losstopo landscape --projector random`")
+    p.add_argument("file", help="a field file of `losstopo landscape` (or evaluate's store)")
     p.add_argument("--model", required=True, help="the model the field was computed for")
     p.add_argument("--checkpoint", help="state_dict file to load into the model (weights_only)")
     p.add_argument("--allow-pickle", action="store_true", help="trust a pickled checkpoint")
@@ -127,7 +131,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=10, help="training epochs for a built-in model")
     p.add_argument(
         "--trajectory", metavar="DIR_OR_FILE", help="the fitted checkpoints (a folder of *.pt "
-        "or a Trajectory .npz), for each minimum's distance to the nearest",
+        "or a Trajectory .npz), for each minimum's distance to the nearest (and the "
+        "auto-encoder's, when the file could not store them)",
     )  # fmt: skip
     p.add_argument(
         "--min-persistence", type=float, default=None,

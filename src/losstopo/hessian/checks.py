@@ -211,7 +211,7 @@ def check_critical_points(
     full-space minimum when ``lambda_min >= -tol * lambda_max``.
     """
     if projector is None:
-        projector = getattr(field, "projector", None)
+        projector = field.projector if getattr(field, "projector_state", None) else None
     if projector is None:
         raise InvalidParameterError(
             "check_critical_points needs the projector the field was evaluated with, to decode "

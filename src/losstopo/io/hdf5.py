@@ -36,6 +36,7 @@ from ..field import LossField, ProjectedPath
 from ..grid import Grid
 from ..jsonable import to_jsonable
 from .lock import writer_lock
+from .projector import read_projector_group, write_projector_group
 from .replace import write_replacing
 
 if TYPE_CHECKING:
@@ -216,6 +217,8 @@ def write_field_contents(f: h5py.File, field: LossField, *, complete: bool = Tru
             pg.create_dataset("loss", data=path.loss)
     if field.topology is not None:
         _write_topology_group(f, field.topology)
+    if field.projector_state is not None:
+        write_projector_group(f.create_group("projector"), field.projector_state)
 
 
 def write_field(path: PathLike, field: LossField) -> None:
@@ -244,13 +247,20 @@ def _read_contents(f: h5py.File) -> LossField:
                 run=str(pg.attrs.get("run", name)),
             )
         topology = _read_topology(f)
+        projector = read_projector_group(f["projector"]) if "projector" in f else None
         _check_shapes(grid, values, metrics)
     except (KeyError, ValueError, TypeError, AttributeError, OSError, RuntimeError) as exc:
         raise FieldFormatError(
             f"{f.filename} is a damaged losstopo file ({exc}); recompute it or restore a copy."
         ) from exc
     return LossField(
-        values=values, grid=grid, metrics=metrics, attrs=attrs, paths=paths, topology=topology
+        values=values,
+        grid=grid,
+        metrics=metrics,
+        attrs=attrs,
+        paths=paths,
+        topology=topology,
+        projector_state=projector,
     )
 
 

@@ -87,6 +87,8 @@ class AutoEncoderProjector(Projector):
     exact : bool
         Interpolate the decoder's residual at the training codes (fitted checkpoints reconstructed
         to rounding error).
+    smoothing : float
+        With ``exact``, fit the residual with a smoothing spline instead (0: interpolate).
     refine_steps : int
         L-BFGS steps of ``transform`` towards the nearest decoded point (0: encoder only).
     random_state : int or None
@@ -121,6 +123,7 @@ class AutoEncoderProjector(Projector):
         patience: int = 300,
         tol: float = 1e-10,
         exact: bool = True,
+        smoothing: float = 0.0,
         refine_steps: int = 30,
         random_state: int | None = None,
         progress: bool = True,
@@ -139,6 +142,7 @@ class AutoEncoderProjector(Projector):
         self.patience = patience
         self.tol = tol
         self.exact = exact
+        self.smoothing = smoothing
         self.refine_steps = refine_steps
         self.random_state = random_state
         self.progress = progress
@@ -166,6 +170,7 @@ class AutoEncoderProjector(Projector):
             "patience": validate_int(self.patience, "patience", low=1),
             "tol": validate_float(self.tol, "tol", low=0.0),
             "refine_steps": validate_int(self.refine_steps, "refine_steps", low=0),
+            "smoothing": validate_float(self.smoothing, "smoothing", low=0.0),
             "seed": check_random_state(self.random_state, name),
         }
 
@@ -323,7 +328,9 @@ class AutoEncoderProjector(Projector):
         with torch.no_grad():
             codes = torch.tanh(encoder(enc_in))
             self._residual = (
-                ResidualInterpolant(codes, target - decoder(codes)) if self.exact else None
+                ResidualInterpolant(codes, target - decoder(codes), opts["smoothing"])
+                if self.exact
+                else None
             )
         self.codes_ = codes.cpu().numpy()
         self._target = target

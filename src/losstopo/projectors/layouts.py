@@ -38,9 +38,26 @@ class SpanBasis:
         keep = evals > max(top * 1e-12, 1e-300)
         self.rank = int(keep.sum())
         self.evals = evals[keep]
-        self.A = evecs[:, keep] / np.sqrt(self.evals)  # (n, r)
-        self.coords = evecs[:, keep] * np.sqrt(self.evals)  # span coordinates of the checkpoints
+        # C order, as a field file gives them back: the products round the same after a reload
+        self.A = np.ascontiguousarray(evecs[:, keep] / np.sqrt(self.evals))  # (n, r)
+        self.coords = np.ascontiguousarray(evecs[:, keep] * np.sqrt(self.evals))  # checkpoints
         self.weights = np.ones(self.rank)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        points: np.ndarray,
+        mean: np.ndarray,
+        A: np.ndarray,
+        evals: np.ndarray,
+        coords: np.ndarray,
+    ) -> SpanBasis:
+        """The basis as stored in a field file (no eigen-decomposition: bitwise the same)."""
+        out = cls.__new__(cls)
+        out.points, out.mean, out.A, out.evals, out.coords = points, mean, A, evals, coords
+        out.rank = int(A.shape[1])
+        out.weights = np.ones(out.rank)
+        return out
 
     @property
     def dim(self) -> int:
@@ -80,6 +97,14 @@ class DenseBasis:
         self.std = np.where(std > 0, std, 1.0)
         self.coords = (x - self.mean) / self.std
         self.weights = self.std**2  # squared parameter units per standardised unit
+
+    @classmethod
+    def from_arrays(cls, mean: np.ndarray, std: np.ndarray) -> DenseBasis:
+        """The layout as stored in a field file (``coords`` of the checkpoints not kept)."""
+        out = cls.__new__(cls)
+        out.mean, out.std, out.weights = mean, std, std**2
+        out.coords = np.zeros((0, mean.size))
+        return out
 
     @property
     def dim(self) -> int:

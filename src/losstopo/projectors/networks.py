@@ -18,11 +18,17 @@ def mlp(sizes: Sequence[int], act: type[nn.Module] = nn.Tanh) -> nn.Sequential:
 
 
 class ResidualInterpolant:
-    """Cubic RBF (with a linear polynomial) through the decoder's residuals at the codes."""
+    """Cubic RBF (with a linear polynomial) through the decoder's residuals at the codes.
 
-    def __init__(self, codes: torch.Tensor, residual: torch.Tensor):
+    ``smoothing > 0`` fits a smoothing spline instead of interpolating (``smoothing`` relative to
+    the mean of the kernel matrix).
+    """
+
+    def __init__(self, codes: torch.Tensor, residual: torch.Tensor, smoothing: float = 0.0):
         n, d = codes.shape
         K = torch.cdist(codes, codes) ** 3
+        if smoothing > 0:  # a smoothing spline: K + lambda I, lambda relative to K's scale
+            K = K + smoothing * float(K.abs().mean()) * torch.eye(n, dtype=codes.dtype)
         P = torch.cat([torch.ones(n, 1, dtype=codes.dtype), codes], dim=1)
         top = torch.cat([K, P], dim=1)
         bottom = torch.cat([P.T, torch.zeros(d + 1, d + 1, dtype=codes.dtype)], dim=1)
@@ -30,7 +36,16 @@ class ResidualInterpolant:
         rhs = torch.cat([residual, torch.zeros(d + 1, residual.shape[1], dtype=codes.dtype)])
         sol = torch.linalg.lstsq(M, rhs, driver="gelsd").solution
         self.codes = codes
-        self.w, self.poly = sol[:n], sol[n:]
+        self.w, self.poly = sol[:n].contiguous(), sol[n:].contiguous()  # as a file gives back
+
+    @classmethod
+    def from_solution(
+        cls, codes: torch.Tensor, w: torch.Tensor, poly: torch.Tensor
+    ) -> ResidualInterpolant:
+        """The interpolant with a known solution (``w``, ``poly``), as a field file stores it."""
+        out = cls.__new__(cls)
+        out.codes, out.w, out.poly = codes, w, poly
+        return out
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         r = torch.sqrt(((z[:, None, :] - self.codes[None]) ** 2).sum(-1) + 1e-30)
