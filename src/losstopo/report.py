@@ -411,11 +411,17 @@ def _summary_html(s: TopologySummary) -> str:
     return html
 
 
+def _minimum_status(check: TopologyCheck, i: int) -> str:
+    if check.is_artifact[i]:
+        return "artifact (not separated in full space)"
+    return "basin" if check.is_full_space_minimum[i] else "basin; saddle in full space"
+
+
 def _separations_html(check: TopologyCheck) -> str:
     """The basins and separations of a picture checked in the full space (``verify_topology``)."""
     minima = [
         [i, check.coords[i].tolist(), check.value[i], check.loss[i], check.lambda_min[i],
-         check.checkpoint_distance[i], "artifact" if check.is_artifact[i] else "basin"]
+         check.checkpoint_distance[i], _minimum_status(check, i)]
         for i in range(min(check.n_minima, MAX_LIST))
     ]  # fmt: skip
     seps = [

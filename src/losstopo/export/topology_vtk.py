@@ -132,14 +132,18 @@ def add_verify_arrays(mesh: Any, index: Any, types: Any, check: TopologyCheck) -
     """Point arrays of :func:`losstopo.verify_topology`, by vertex.
 
     ``BasinArtifact`` on minima (1: an artifact minimum, 0: a basin of the network) and
-    ``SeparationStatus`` on merge saddles (0 confirmed, 1 artifact, 2 curve-connected; the
-    largest code where several basins merge at one vertex); -1 on points the check did not cover.
+    ``SeparationStatus`` on merge saddles (0 confirmed, 1 artifact, 2 curve-connected,
+    3 overstated; where several basins merge at one vertex, the least confirmed of its merges:
+    artifact before curve-connected before overstated before confirmed); -1 on points the check
+    did not cover.
     """
-    codes = {"confirmed": 0, "artifact": 1, "curve-connected": 2}
+    codes = {"confirmed": 0, "artifact": 1, "curve-connected": 2, "overstated": 3}
+    severity = {0: 0, 3: 1, 2: 2, 1: 3}
     minima = {int(i): j for j, i in enumerate(check.index)}
     saddles: dict[int, int] = {}
     for i, s in zip(check.saddle_index, check.status, strict=True):  # a multi-saddle: the least
-        saddles[int(i)] = max(saddles.get(int(i), 0), codes[str(s)])  # confirmed of its merges
+        code, seen = codes[str(s)], saddles.get(int(i), 0)  # confirmed of its merges
+        saddles[int(i)] = max(seen, code, key=severity.__getitem__)
     artifact = np.full(len(index), -1, dtype=np.int8)
     status = np.full(len(index), -1, dtype=np.int8)
     for k, (i, t) in enumerate(zip(index, types, strict=True)):

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from ..errors import InvalidParameterError, InvalidTypeError
 from ..field import LossField
 from ..topology import CriticalPoints, TopologySummary
+from ..verify import TopologyCheck
 from .axes import (
     MAX_LABELS,
     TYPE_STYLE,
@@ -152,9 +153,38 @@ def _spread(coords: np.ndarray, order: np.ndarray, ax: Axes, limit: int) -> list
     return kept
 
 
+#: Rings around the picture's minima checked in the full space (``verify_topology``).
+VERIFY_STYLE = {
+    "verified": ("#2ca02c", "minimum in full space, basin confirmed"),
+    "saddle": ("#ff7f0e", "saddle in full space"),
+    "artifact": ("#d62728", "basin not confirmed in full space"),
+}
+
+
+def verification_status(check: TopologyCheck) -> np.ndarray:
+    """``"verified"``, ``"saddle"`` or ``"artifact"`` for each minimum of ``check``."""
+    status = np.where(check.is_artifact, "artifact", "verified").astype("<U8")
+    status[~check.is_full_space_minimum] = "saddle"
+    return status
+
+
+def _draw_verification(ax: Axes, check: TopologyCheck) -> None:
+    status = verification_status(check)
+    for key, (color, name) in VERIFY_STYLE.items():
+        sel = status == key
+        if sel.any():
+            ax.scatter(
+                check.coords[sel, 0], check.coords[sel, 1], marker="o", s=190,
+                facecolors="none", edgecolors=color, linewidths=2.2, zorder=4,
+                label=f"{name} ({int(sel.sum())})",
+            )  # fmt: skip
+
+
 def draw_critical_points(ax: Axes, points: CriticalPoints | TopologySummary) -> None:
     """Markers by critical type; for a summary, its persistent points, the few most persistent
-    labelled with their value and persistence (never two labels on top of each other)."""
+    labelled with their value and persistence (never two labels on top of each other), and,
+    when a full-space check is attached (:func:`losstopo.verify_topology`), a ring around each
+    checked minimum coloured by its status (:data:`VERIFY_STYLE`)."""
     if isinstance(points, TopologySummary):
         cp, pers = points.persistent, points.critical_persistence()
     elif isinstance(points, CriticalPoints):
@@ -176,6 +206,9 @@ def draw_critical_points(ax: Axes, points: CriticalPoints | TopologySummary) -> 
                 coords[sel, 0], coords[sel, 1], marker=marker, c=color, s=60,
                 edgecolors="white", linewidths=0.8, zorder=5, label=f"{name} ({int(sel.sum())})",
             )  # fmt: skip
+    check = TopologyCheck.from_summary(points) if isinstance(points, TopologySummary) else None
+    if check is not None and check.n_minima and check.coords.shape[1] == 2:
+        _draw_verification(ax, check)
     known = np.flatnonzero(~np.isnan(pers))
     order = known[np.argsort(-np.nan_to_num(pers[known], posinf=np.finfo(float).max))]
     for i in _spread(coords, order, ax, MAX_LABELS):

@@ -16,10 +16,13 @@ of the two minima's values) with the barrier along the straight segment between 
 minima in the full space (``n_points`` evaluations of the loss). The separation is
 
 - ``"confirmed"`` when the straight barrier is at least ``fraction`` times the picture's,
-- ``"artifact"`` when it is lower: the sheet bends around a valley that the network does not
-  have between those two points,
-- ``"curve-connected"`` (with ``curve=True``) when the straight barrier confirms it but a curve
-  between the two decoded minima (``curve_fn``) brings the barrier below that fraction.
+- ``"overstated"`` when it is lower but still a barrier (above the topology's simplification
+  threshold): two basins of the network, whose barrier the picture exaggerates,
+- ``"artifact"`` when the straight segment has no barrier: the sheet bends around a valley that
+  the network does not have between those two points,
+- ``"curve-connected"`` (with ``curve=True``) when a straight barrier exists but a curve between
+  the two decoded minima (``curve_fn``) brings it below ``fraction`` times the lower of the
+  picture's and the straight segment's barriers.
 
 For a **linear** projector (plane, PCA, Hessian directions) the straight segment between two
 decoded minima lies inside the plane: a plane's separations can only be contradicted by curves,
@@ -42,17 +45,20 @@ from ..space import ParameterSpace
 from ..topology import TopologySummary, analyze
 from .result import TopologyCheck
 
+#: A straight-segment barrier at most this high (or the topology's simplification threshold, if
+#: higher) is no barrier.
+NO_BARRIER = 1e-9
 #: The projectors whose pictures can be verified (they decode grid points to parameters).
 DECODING = "plane, PCA, Kernel-PCA, UMAP, auto-encoder or Hessian projector (or a decoder callable)"
 
 
 def _projector(field: Any, projector: Any) -> Any:
     if projector is None:
-        projector = getattr(field, "projector", None)
+        projector = field.projector if getattr(field, "projector_state", None) else None
     if projector is None:
         raise InvalidParameterError(
             "verify_topology needs the projector the field was evaluated with, to decode its "
-            f"minima to parameters; pass projector=... (a {DECODING})."
+            f"minima to parameters, and this field carries none; pass projector=... (a {DECODING})."
         )
     if not getattr(projector, "decodes", True):
         raise InvalidTypeError(
@@ -250,16 +256,20 @@ def verify_topology(
         values = evaluate_points(model, data, loss, segment, device=device, batch_size=batch_size)
         path_loss[j] = np.asarray(values.loss, dtype=np.float64)
     straight = path_loss.max(axis=1) - np.maximum(path_loss[:, 0], path_loss[:, -1])
-    confirmed = straight >= fraction * picture
-    status = np.where(confirmed, "confirmed", "artifact").astype("<U15")
+    none_below = max(float(topo.min_persistence), NO_BARRIER)  # what the picture itself ignores
+    status = np.where(
+        straight >= fraction * picture,
+        "confirmed",
+        np.where(straight > none_below, "overstated", "artifact"),
+    ).astype("<U15")
     curve_barrier = np.full(seps.size, np.nan)
     if curve and curve_fn is not None:
-        for j in np.flatnonzero(confirmed).tolist():
+        for j in np.flatnonzero(status != "artifact").tolist():
             curve_barrier[j] = float(curve_fn(params[pair[j, 0]], params[pair[j, 1]]))
-            if curve_barrier[j] < fraction * picture[j]:
+            if curve_barrier[j] < fraction * min(picture[j], straight[j]):
                 status[j] = "curve-connected"
-    is_artifact = ~is_min
-    is_artifact[pair[:, 0]] |= status != "confirmed"
+    is_artifact = np.zeros(m, dtype=bool)  # a basin the full space does not separate
+    is_artifact[pair[:, 0]] = np.isin(status, ("artifact", "curve-connected"))
     return TopologyCheck(
         index=index.astype(np.int64),
         coords=coords,

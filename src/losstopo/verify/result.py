@@ -15,7 +15,7 @@ from ..topology import TopologySummary
 VERIFY_KEY = "topology_check"
 
 #: The labels of a separation, in :attr:`TopologyCheck.status`.
-STATUSES = ("confirmed", "artifact", "curve-connected")
+STATUSES = ("confirmed", "overstated", "artifact", "curve-connected")
 
 _FLOAT_MINIMA = (
     "value",
@@ -56,9 +56,13 @@ class TopologyCheck:
         minus the higher endpoint loss (``n_points`` evaluations)
     path_loss : (s, n_points) the loss along each segment
     curve_barrier : the same along a curve (NaN when no curve was fitted)
-    status : ``"confirmed"`` (``straight_barrier >= fraction * picture_barrier``), ``"artifact"``
-        (below), or ``"curve-connected"`` (confirmed on the straight segment, but the curve's
-        barrier is below ``fraction * picture_barrier``)
+    status : ``"confirmed"`` (``straight_barrier >= fraction * picture_barrier``),
+        ``"overstated"`` (the straight segment has a barrier, above the topology's
+        simplification threshold, but lower than that: two basins of the network whose barrier
+        the picture exaggerates), ``"artifact"`` (no barrier on the straight segment: one basin
+        of the network that the picture shows as two), or ``"curve-connected"`` (a straight
+        barrier exists, but the curve's is below ``fraction`` times the lower of the picture's
+        and the straight segment's)
 
     Examples
     --------
@@ -118,13 +122,17 @@ class TopologyCheck:
 
     @property
     def n_artifact_minima(self) -> int:
-        """Picture minima that are not basins of the network.
+        """Picture minima whose basin the full space does not separate: folds of the projection.
 
-        A minimum is an artifact when the full space contradicts it in either way the check can
-        prove: negative full-space curvature there (``not is_full_space_minimum``), or its own
-        separation (the saddle where its basin merges into a deeper one, which gives the basin
-        its persistence) is not ``confirmed``. The global minimum has no own separation, so only
-        its curvature counts.
+        A minimum's basin is an artifact when its own separation (the saddle where it merges
+        into a deeper basin, which gives it its persistence) is ``"artifact"`` (the straight
+        segment in the full space has no barrier) or ``"curve-connected"`` (a curve removes
+        the straight segment's barrier). An ``"overstated"`` separation is two basins of the
+        network with a lower barrier than the picture's: not an artifact minimum. The global minimum has no own separation and is never an artifact.
+        Full-space curvature is reported on its own (:attr:`n_saddles_in_full_space`): the
+        end of a training run is rarely a strict minimum of the network, so a picture minimum
+        that is a full-space saddle still marks a real basin of the picture's sheet when its
+        barrier is confirmed.
         """
         return int(np.count_nonzero(self.is_artifact))
 
