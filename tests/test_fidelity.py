@@ -211,7 +211,9 @@ def test_compare_projectors_checks_the_outputs_first(mlp_traj, small_digits, tmp
 
 def test_compare_projectors_writes_csv_and_chart(mlp_traj, small_digits, tmp_path):
     traj, model = mlp_traj
-    ae = AutoEncoderProjector(hidden=(32, 32), max_epochs=400, random_state=0, progress=False)
+    ae = AutoEncoderProjector(
+        hidden=(32, 32), max_epochs=400, exact=True, random_state=0, progress=False
+    )
     pca = PCAProjector(2)
     table = compare_projectors(
         model,
@@ -304,7 +306,9 @@ def test_global_trajectory_fidelity(small_digits):
         model,
         small_digits,
         "cross_entropy",
-        AutoEncoderProjector(hidden=(32, 32), max_epochs=300, random_state=0, progress=False),
+        AutoEncoderProjector(
+            hidden=(32, 32), max_epochs=300, exact=True, random_state=0, progress=False
+        ),
         traj,
         holdout=True,
     )

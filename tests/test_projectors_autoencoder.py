@@ -11,7 +11,7 @@ from losstopo.projectors import AutoEncoderProjector, PCAProjector, layouts
 
 
 def ae(**kw):
-    opts = dict(hidden=(32, 32), max_epochs=300, random_state=0, progress=False)
+    opts = dict(hidden=(32, 32), max_epochs=300, exact=True, random_state=0, progress=False)
     opts.update(kw)
     return AutoEncoderProjector(**opts)
 
@@ -181,3 +181,25 @@ def test_dense_layout_standardises_each_coordinate():
     np.testing.assert_allclose(dense.coords.mean(axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(dense.coords.std(axis=0), [1, 1, 0, 1, 1], atol=1e-12)
     np.testing.assert_allclose(dense.decode(dense.project(X)[0]), X, rtol=1e-12)
+
+
+def test_by_default_the_sheet_is_the_decoder_alone_and_smoothing_sits_between():
+    X = walk()
+    default = AutoEncoderProjector(hidden=(32, 32), max_epochs=300, random_state=0, progress=False)
+    errors = {
+        name: rel_err(proj.fit(X), X).mean()
+        for name, proj in {
+            "exact": ae(),
+            "smooth": ae(smoothing=1e-2),
+            "default": default,
+        }.items()
+    }
+    assert not default.exact
+    assert errors["exact"] < 1e-8 < errors["smooth"] < errors["default"]
+    # the same training: the decoders agree, only the residual differs
+    z = np.array([[0.1, -0.2]])
+    exact = ae().fit(X)
+    no_residual = exact.decoder_(torch.as_tensor(z)).numpy()
+    assert np.allclose(default.decoder_(torch.as_tensor(z)).numpy(), no_residual)
+    with pytest.raises(InvalidParameterError, match="smoothing"):
+        ae(smoothing=-1.0).fit(X)

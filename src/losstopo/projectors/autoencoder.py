@@ -27,7 +27,8 @@ Layout of the inputs (``basis``):
 The encoder always sees its inputs standardised per coordinate and starts from the trajectory's
 PCA layout (codes ordered along the trajectory). With ``exact=True`` the decoder also interpolates
 its remaining residual at the training codes (a cubic radial basis function), so the fitted
-checkpoints are reconstructed to rounding error. ``transform`` of a point takes the encoder's
+checkpoints are reconstructed to rounding error; it is off by default because the sheet then
+dips at every checkpoint, into basins the network does not have. ``transform`` of a point takes the encoder's
 estimate (and the code of the nearest checkpoint) and refines it with a few L-BFGS steps to the
 nearest point of the decoded sheet.
 
@@ -40,7 +41,8 @@ Examples
 >>> coords = ae.fit(X).transform(X)
 >>> coords.shape, bool(np.abs(coords).max() <= 1)
 ((10, 2), True)
->>> err = np.linalg.norm(ae.inverse_transform(coords) - X) / np.linalg.norm(X)
+>>> exact = AutoEncoderProjector(max_epochs=200, exact=True, random_state=0, progress=False).fit(X)
+>>> err = np.linalg.norm(exact.inverse_transform(exact.transform(X)) - X) / np.linalg.norm(X)
 >>> bool(err < 1e-8)
 True
 """
@@ -86,7 +88,9 @@ class AutoEncoderProjector(Projector):
         reconstruction error has not improved by 0.1 % for ``patience`` epochs or is below ``tol``.
     exact : bool
         Interpolate the decoder's residual at the training codes (fitted checkpoints reconstructed
-        to rounding error).
+        to rounding error). Off by default: the interpolated sheet dips at every fitted
+        checkpoint, and those dips are basins of the picture that the network does not have
+        (``docs/projectors.md``, measured with :func:`losstopo.verify_topology`).
     smoothing : float
         With ``exact``, fit the residual with a smoothing spline instead (0: interpolate).
     refine_steps : int
@@ -122,7 +126,7 @@ class AutoEncoderProjector(Projector):
         lr: float = 2e-3,
         patience: int = 300,
         tol: float = 1e-10,
-        exact: bool = True,
+        exact: bool = False,
         smoothing: float = 0.0,
         refine_steps: int = 30,
         random_state: int | None = None,
