@@ -47,6 +47,7 @@ from ..projectors import AutoEncoderProjector, PCAProjector
 from ..topology import TopologySummary, analyze
 from ..trajectory import Trajectory, train
 from .connectivity import run_connectivity_demo
+from .verify import run_verify_demo
 
 #: Points per axis of the PCA and auto-encoder landscapes (the global one uses 41).
 LANDSCAPE_RESOLUTION = 31
@@ -87,9 +88,16 @@ def run_projector_demo(
     from .. import plot
 
     summary: dict[str, Any] = {}
+    verified: dict[str, dict[str, Any]] = {}
 
     def landscape(
-        run: DemoRun, projector: Any, grid: Grid, traj: Trajectory, name: str, title: str
+        run: DemoRun,
+        projector: Any,
+        grid: Grid,
+        traj: Trajectory,
+        name: str,
+        title: str,
+        verify: bool = False,
     ) -> tuple[LossField, TopologySummary, float]:
         t0 = time.perf_counter()
         field = evaluate(
@@ -106,6 +114,10 @@ def run_projector_demo(
         )
         seconds = time.perf_counter() - t0
         topo = analyze(field, min_persistence=min_persistence)
+        if verify:  # each basin checked in the full space; rings on the contour plot
+            topo, verified[name] = run_verify_demo(
+                name, run.model, run.train_data, field, topo, traj, log
+            )
         field = field.with_topology(topo)
         field.save(out / f"{name}.h5")
         topology[name] = topo.to_dict()
@@ -169,6 +181,7 @@ def run_projector_demo(
         both,
         "global_autoencoder",
         f"{first.name}, seeds 0 and 1: one auto-encoder landscape (log loss)",
+        verify=True,
     )
     bundle = out / "paraview" / "global_autoencoder"
     bundle.mkdir(parents=True, exist_ok=True)
@@ -183,6 +196,7 @@ def run_projector_demo(
             if path.loss is not None
         },
         "end_basins": (ends := end_basins(field, topo)),
+        "verify": verified["global_autoencoder"],
     }
     where = ", ".join(f"{run_id} in basin #{b['basin']}" for run_id, b in ends.items())
     log(f"global_autoencoder: {where} (#0 is the deepest)")

@@ -45,6 +45,7 @@ from ..topology import TopologySummary, analyze
 from ..trajectory import Trajectory, train
 from .hessian import run_hessian_demo
 from .projectors import DemoRun, run_projector_demo
+from .verify import run_verify_demo
 
 
 @dataclass
@@ -142,6 +143,11 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
         topo, hessian_summary = run_hessian_demo(
             out, spec.name, model, train_data, plane, field, topo, log, full=spec.name == "mlp"
         )
+        verified = None
+        if spec.name == "mlp":  # the plane's basins checked in the full space
+            topo, verified = run_verify_demo(
+                f"{spec.name}_plane", model, train_data, field, topo, traj, log
+            )
         field = field.with_topology(topo)
         field.save(out / f"{spec.name}_plane.h5")
         topology[spec.name] = topo.to_dict()
@@ -218,6 +224,8 @@ def run_demo(out: Path, quiet: bool = False) -> dict[str, Any]:
             spec, traj, field, profile, plane_seconds, topo
         )
         summary["models"][spec.name]["hessian"] = hessian_summary
+        if verified is not None:
+            summary["models"][spec.name]["verify"] = verified
         runs.append(
             DemoRun(spec.name, model, traj, train_data, spec.build, spec.epochs, spec.lr, bn)
         )
