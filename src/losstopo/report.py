@@ -395,7 +395,7 @@ def _summary_html(s: TopologySummary) -> str:
         ),
         ("persistent minima (basins)", b.n_minima),
         ("total persistence", b.total_persistence),
-        ("SMAD", b.smad),
+        ("mean elder-rule persistence", b.smad),
     ]
     html = _kv_table(rows)
     if len(b):
