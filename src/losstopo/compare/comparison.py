@@ -29,7 +29,7 @@ from ..topology import TopologySummary, analyze, bottleneck_distance, wasserstei
 from .checks import check_comparable, provenance
 from .metrics import basin_metrics
 
-__all__ = ["HESSIAN_KEY", "Comparison", "compare"]
+__all__ = ["COLUMNS", "HESSIAN_KEY", "Comparison", "compare", "format_number"]
 
 #: Where a field's ``attrs`` hold the Hessian at its centre: ``{"top_eigenvalue": ..., "trace": ...}``.
 HESSIAN_KEY = "hessian_at_centre"
@@ -128,7 +128,7 @@ class Comparison:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["label", *self.table])
         for i, label in enumerate(self.labels):
-            w.writerow([label, *(_num(v[i], 10) for v in self.table.values())])
+            w.writerow([label, *(format_number(v[i], 10) for v in self.table.values())])
         text = buf.getvalue()
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
@@ -142,7 +142,12 @@ class Comparison:
         for i, a in enumerate(self.labels):
             for j, b in enumerate(self.labels):
                 w.writerow(
-                    [a, b, _num(self.bottleneck[i, j], 10), _num(self.wasserstein[i, j], 10)]
+                    [
+                        a,
+                        b,
+                        format_number(self.bottleneck[i, j], 10),
+                        format_number(self.wasserstein[i, j], 10),
+                    ]
                 )
         text = buf.getvalue()
         if path is not None:
@@ -164,7 +169,7 @@ class Comparison:
             "| --- | " + " | ".join("---:" for _ in self.table) + " |",
         ]
         for i, label in enumerate(self.labels):
-            cells = [_num(v[i], digits) for v in self.table.values()]
+            cells = [format_number(v[i], digits) for v in self.table.values()]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         if distances:
             for kind in ("bottleneck", "wasserstein"):
@@ -173,7 +178,9 @@ class Comparison:
                 lines.append("| | " + " | ".join(self.labels) + " |")
                 lines.append("| --- | " + " | ".join("---:" for _ in self.labels) + " |")
                 for i, label in enumerate(self.labels):
-                    lines.append(f"| {label} | " + " | ".join(_num(x, digits) for x in m[i]) + " |")
+                    lines.append(
+                        f"| {label} | " + " | ".join(format_number(x, digits) for x in m[i]) + " |"
+                    )
         lines += [""] + [f"- `{c}`: {COLUMNS[c]}" for c in self.table]
         thr = self.attrs.get("min_persistence")
         how = "of each value range" if self.attrs.get("relative") else "(absolute)"
@@ -184,7 +191,12 @@ class Comparison:
         return f"Comparison({len(self)} landscapes: {', '.join(self.labels)})"
 
 
-def _num(x: Any, digits: int) -> str:
+def format_number(x: Any, digits: int) -> str:
+    """``x`` with ``digits`` significant digits; integers plainly, ``nan``/``inf`` spelled out.
+
+    >>> format_number(2.0, 4), format_number(0.123456, 3), format_number(float("nan"), 3)
+    ('2', '0.123', 'nan')
+    """
     x = float(x)
     if np.isnan(x):
         return "nan"
