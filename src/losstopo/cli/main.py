@@ -26,14 +26,15 @@ from . import (
     info,
     landscape,
     report,
+    sweep,
     topology,
     verify,
 )
 
 OUT_RULE = """\
 --out names a FILE for a command that writes one file (landscape, report) and a DIRECTORY for a
-command that writes several (export, demo, compare-projectors, compare; created if missing, its
-parent must exist). A mistake on the command line prints one sentence and exits with status 2."""
+command that writes several (export, demo, compare-projectors, compare, sweep; created if
+missing, its parent must exist). A mistake on the command line prints one sentence and exits with status 2."""
 
 #: Functions that add the subcommands, in the order ``losstopo --help`` lists them.
 COMMANDS: list[Callable[[Any], None]] = [
@@ -49,6 +50,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     connect.register,
     align.register,
     verify.register,
+    sweep.register,
 ]
 
 
