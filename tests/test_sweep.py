@@ -94,6 +94,9 @@ def test_sweep_file_mistakes_exit_2_naming_the_key(tmp_path, capsys):
     assert "Unknown key 'colour' at the top of" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "none.toml")]) == 2
     assert "No sweep file at" in capsys.readouterr().err
+    bad.write_text('[[entry]]\nmodel = "mlp"\nlabel = "a"\n')
+    assert main(["sweep", str(bad), "--only", "b"]) == 2
+    assert "--only names 'b', which" in capsys.readouterr().err
     bad.write_text("[[entry]\n")
     assert main(["sweep", str(bad)]) == 2
     assert "is not valid TOML" in capsys.readouterr().err

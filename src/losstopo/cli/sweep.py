@@ -10,7 +10,8 @@ topology and check in the field file and writes ``DIR/<label>.json``. The sweep 
 A sweep killed anywhere resumes where it stopped when run again: a finished entry (its
 ``.json`` written for the same settings) is skipped, a partial landscape resumes from its store.
 An entry that fails (a missing checkpoint, ...) is reported, the others go on, and the sweep
-exits with status 1 after listing the failures.
+exits with status 1 after listing the failures. ``--only LABEL ...`` runs some entries without the
+comparison (one task of a cluster array job).
 
 Examples
 --------
@@ -30,7 +31,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError, EvaluationError, LosstopoError, validate_int
+from ..errors import (
+    CheckpointError,
+    EvaluationError,
+    InvalidParameterError,
+    LosstopoError,
+    validate_int,
+)
 from .sweep_config import Entry, SweepConfig, load_sweep
 
 DESCRIPTION = __doc__.split("Examples")[0].split("\n\n", 1)[1].replace("``", "")
@@ -45,13 +52,23 @@ def run(args: argparse.Namespace) -> int:
         cfg.workers if args.workers is None else args.workers, "--workers", low=1
     )
     out = Path(args.out) if args.out else cfg.out
+    entries = cfg.entries
+    if args.only:
+        labels = [e.label for e in cfg.entries]
+        unknown = [x for x in args.only if x not in labels]
+        if unknown:
+            raise InvalidParameterError(
+                f"--only names {', '.join(map(repr, unknown))}, which {args.config} does not "
+                f"have; its entries are {', '.join(labels)}."
+            )
+        entries = tuple(e for e in cfg.entries if e.label in args.only)
     rank = int(os.environ.get("RANK", "0"))
     out = prepare_out(out)
     say = (lambda msg: print(msg, flush=True)) if rank == 0 and not args.quiet else _silent
     failures: list[tuple[str, str]] = []
     finished: list[str] = []
-    n = len(cfg.entries)
-    for i, entry in enumerate(cfg.entries, start=1):
+    n = len(entries)
+    for i, entry in enumerate(entries, start=1):
         try:
             state = run_entry(entry, cfg, out, workers, args.quiet, rank)
         except (LosstopoError, OSError) as exc:
@@ -65,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         finished.append(entry.label)
         say(f"[{i}/{n}] {entry.label}: {state}")
-    if rank == 0 and finished:
+    if rank == 0 and finished and not args.only:
         try:
             compare_entries(cfg, out, finished, quiet=args.quiet)
         except LosstopoError as exc:
@@ -238,5 +255,9 @@ def register(subparsers: Any) -> None:
         "file's `workers`, else 1)",
     )  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="output directory (default: the file's `out`)")
+    p.add_argument(
+        "--only", nargs="+", metavar="LABEL", help="run these entries only, without the final "
+        "comparison (one job of an array; a plain run afterwards compares every entry)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="print only failures")
     p.set_defaults(func=run)
