@@ -238,6 +238,7 @@ def test_paths_hessian_and_verification_columns(tmp_path) -> None:
     a.save(tmp_path / "first.h5")
     c = compare([tmp_path / "first.h5", b], labels=["first", "second"], force=True)
     assert "hessian_top_eigenvalue" in c.columns and "verified_fraction" not in c.columns
+    assert "artifact_minima" not in c.columns
     assert np.isnan(c["hessian_top_eigenvalue"][0]) and c["hessian_trace"][1] == 10.0
     # a check stored with the same basins fills verified_fraction
     topo = analyze(a, 0.01, relative=True, hessian=False)
@@ -268,6 +269,7 @@ def test_paths_hessian_and_verification_columns(tmp_path) -> None:
     checked = a.with_topology(check.attach(topo))
     c2 = compare([checked, b], labels=["first", "second"], force=True)
     assert c2["verified_fraction"][0] == 0.0 and np.isnan(c2["verified_fraction"][1])
+    assert c2["artifact_minima"][0] == check.n_artifact_minima == 0
     other = a.with_topology(check.attach(analyze(a, 0.9, relative=True, hessian=False)))
     c3 = compare([other, b], labels=["first", "second"], force=True)
     assert "other basins" in c3.attrs["notes"]["first"]
@@ -290,3 +292,14 @@ def test_table_outputs(tmp_path) -> None:
     assert c.distance_frame("wasserstein").loc["coarse", "fine"] == c.wasserstein[0, 1]
     with pytest.raises(InvalidParameterError, match="Unknown comparison column 'nope'"):
         c["nope"]
+
+
+def test_to_frame_without_pandas_is_a_structured_array(monkeypatch) -> None:
+    import sys
+
+    c = compare([analytic_field("double_well", 21)] * 2, labels=["a", "bb"])
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now fails
+    arr = c.to_frame()
+    assert isinstance(arr, np.ndarray) and arr.dtype.names[:2] == ("label", "n_minima")
+    assert arr["label"].tolist() == ["a", "bb"] and arr["n_minima"].tolist() == [2.0, 2.0]
+    np.testing.assert_array_equal(c.distance_frame("bottleneck"), c.bottleneck)

@@ -50,8 +50,9 @@ COLUMNS: dict[str, str] = {
     "hessian_top_eigenvalue": "largest Hessian eigenvalue at the centre",
     "hessian_trace": "Hessian trace at the centre",
     "verified_fraction": "separations confirmed in the full space",
+    "artifact_minima": "persistent minima that are not basins of the network (full-space check)",
 }
-OPTIONAL = ("hessian_top_eigenvalue", "hessian_trace", "verified_fraction")
+OPTIONAL = ("hessian_top_eigenvalue", "hessian_trace", "verified_fraction", "artifact_minima")
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,14 +248,15 @@ def _hessian(field: Any) -> tuple[float, float]:
     return float(h.get("top_eigenvalue", np.nan)), float(h.get("trace", np.nan))
 
 
-def _verified(field: Any, summary: TopologySummary) -> tuple[float, str | None]:
-    """The confirmed share of separations stored with the field, if it checked these basins."""
+def _verified(field: Any, summary: TopologySummary) -> tuple[float, float, str | None]:
+    """The confirmed share of separations and the artifact minima stored with the field, if its
+    check is of these basins."""
     from ..verify import TopologyCheck
 
     stored = field.topology
     check = TopologyCheck.from_summary(stored) if stored is not None else None
     if check is None:
-        return float("nan"), None
+        return float("nan"), float("nan"), None
     a, b = summary.join_tree, stored.join_tree
     same = (
         a is not None
@@ -263,11 +265,15 @@ def _verified(field: Any, summary: TopologySummary) -> tuple[float, str | None]:
         and bool(np.array_equal(a.branches, b.branches))
     )
     if not same:
-        return float("nan"), (
-            "its stored verification checked other basins (another min_persistence); "
-            "verified_fraction left empty"
+        return (
+            float("nan"),
+            float("nan"),
+            (
+                "its stored verification checked other basins (another min_persistence); "
+                "verified_fraction and artifact_minima left empty"
+            ),
         )
-    return float(check.score), None
+    return float(check.score), float(check.n_artifact_minima), None
 
 
 def compare(
@@ -318,7 +324,7 @@ def compare(
         s = analyze(f, min_persistence, relative, connectivity, hessian=False)
         row = basin_metrics(s, f.values, axes=list(f.grid.axes.values()))
         row["hessian_top_eigenvalue"], row["hessian_trace"] = _hessian(f)
-        row["verified_fraction"], note = _verified(f, s)
+        row["verified_fraction"], row["artifact_minima"], note = _verified(f, s)
         if note:
             notes[label] = note
         summaries.append(s)
