@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("io", "testing"),
     ("engine", "distributed", "store", "evaluate", "fidelity"),
     ("hessian", "connectivity", "alignment", "verify", "compare"),
-    ("plot", "export", "report"),
+    ("plot", "export", "report", "comparison_report"),
     ("cli", "demo"),
 ]
 

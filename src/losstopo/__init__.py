@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         permutation_spec,
         weight_matching,
     )
+    from .compare import Comparison, compare
     from .connectivity import (
         Curve,
         PathProfile,
@@ -120,6 +121,8 @@ _EXPORTS: dict[str, str] = {
     "FidelityReport": "fidelity",
     "FidelityTable": "fidelity",
     "compare_projectors": "fidelity",
+    "Comparison": "compare",
+    "compare": "compare",
     "embed_with_loss": "fidelity",
     "fidelity": "fidelity",
     "LossField": "field",
@@ -215,6 +218,8 @@ __all__ = [
     "PHATEProjector",
     "UMAPProjector",
     "compare_projectors",
+    "Comparison",
+    "compare",
     "fidelity",
     "Grid",
     "LossField",

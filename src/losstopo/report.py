@@ -265,6 +265,15 @@ def write_report(
                 parts.append(_img(png, f"fidelity: {path.name}"))
                 shown.add(chart.resolve())
 
+    # -- comparisons across landscapes (losstopo compare / sweep): their table and page
+    for cmp_page in sorted(p for p in run.rglob("comparison.html") if p.is_file()):
+        table = _read_csv(cmp_page.with_name("comparison.csv"), problems)
+        rel = os.path.relpath(cmp_page, target.parent)
+        parts.append(
+            f'<h2>Comparison</h2><p class=muted>the full page: <a href="{_esc(rel)}">'
+            f"{_esc(cmp_page.relative_to(run))}</a></p>" + (_grid_table(*table) if table else "")
+        )
+
     # -- figures
     pngs = sorted(
         p
@@ -395,7 +404,7 @@ def _summary_html(s: TopologySummary) -> str:
         ),
         ("persistent minima (basins)", b.n_minima),
         ("total persistence", b.total_persistence),
-        ("SMAD", b.smad),
+        ("mean elder-rule persistence", b.smad),
     ]
     html = _kv_table(rows)
     if len(b):

@@ -63,6 +63,12 @@ def check_projector_name(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    return landscape(args)[0]
+
+
+def landscape(args: argparse.Namespace) -> tuple[int, Task]:
+    """Run ``losstopo landscape``; the exit status and the task with its prepared model (loaded
+    from ``--checkpoint`` or trained here), which ``losstopo sweep`` analyses further."""
     validate_int(args.resolution, "resolution", low=2)
     extent = validate_float(args.extent, "extent", low=0.0, strict_low=True)
     if extent > 1e300:  # the axis spacing (2 * extent / (resolution - 1)) would overflow
@@ -97,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
         given = load_trajectory(args.trajectory, task.model, allow_pickle=args.allow_pickle)
     trained = prepare_model(args, task)
     if args.workers > 1:
-        return spawn(args, task, trained, name)
+        return spawn(args, task, trained, name), task
     traj = given if given is not None else (trained if name not in ("random", "hessian") else None)
-    return evaluate_and_save(args, task, name, k, traj, out)
+    return evaluate_and_save(args, task, name, k, traj, out), task
 
 
 def prepare_model(args: argparse.Namespace, task: Task) -> Trajectory | None:

@@ -17,6 +17,7 @@ from .._version import __version__
 from ..errors import LosstopoError
 from . import (
     align,
+    compare,
     compare_projectors,
     connect,
     demo,
@@ -25,14 +26,15 @@ from . import (
     info,
     landscape,
     report,
+    sweep,
     topology,
     verify,
 )
 
 OUT_RULE = """\
 --out names a FILE for a command that writes one file (landscape, report) and a DIRECTORY for a
-command that writes several (export, demo, compare-projectors; created if missing, its parent must
-exist). A mistake on the command line prints one sentence and exits with status 2."""
+command that writes several (export, demo, compare-projectors, compare, sweep; created if
+missing, its parent must exist). A mistake on the command line prints one sentence and exits with status 2."""
 
 #: Functions that add the subcommands, in the order ``losstopo --help`` lists them.
 COMMANDS: list[Callable[[Any], None]] = [
@@ -43,10 +45,12 @@ COMMANDS: list[Callable[[Any], None]] = [
     export.register,
     report.register,
     compare_projectors.register,
+    compare.register,
     hessian.register,
     connect.register,
     align.register,
     verify.register,
+    sweep.register,
 ]
 
 

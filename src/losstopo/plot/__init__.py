@@ -9,7 +9,8 @@ Fields are :class:`~losstopo.LossField` objects; topology arguments are the resu
 :class:`~losstopo.topology.CriticalPoints`, :class:`~losstopo.topology.MergeTree`,
 :class:`~losstopo.topology.PersistenceDiagram`). The modules: :mod:`.axes` (shared helpers and
 saving), :mod:`.fields` (contour, surface, profile), :mod:`.topology` (diagrams, barcodes, merge
-trees), :mod:`.charts` (fidelity bars, barrier curves), :mod:`.hessian` (spectral density).
+trees), :mod:`.charts` (fidelity bars, barrier curves), :mod:`.hessian` (spectral density),
+:mod:`.comparison` (distance heatmap, small multiples of several landscapes).
 
 Examples
 --------
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from .axes import log_loss_values, save_figure
 from .charts import plot_barrier, plot_fidelity
+from .comparison import plot_distance_heatmap, plot_small_multiples
 from .fields import plot_contour, plot_profile, plot_surface
 from .hessian import plot_spectral_density
 from .topology import plot_barcode, plot_merge_tree, plot_persistence_diagram
@@ -36,10 +38,12 @@ __all__ = [
     "plot_barcode",
     "plot_barrier",
     "plot_contour",
+    "plot_distance_heatmap",
     "plot_fidelity",
     "plot_merge_tree",
     "plot_persistence_diagram",
     "plot_profile",
+    "plot_small_multiples",
     "plot_spectral_density",
     "plot_surface",
     "save_figure",

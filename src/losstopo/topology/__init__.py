@@ -22,6 +22,7 @@ from .persistence import (
     persistence_diagram,
     wasserstein_distance,
 )
+from .smad import mean_elder_persistence, smad
 from .summary import TopologySummary, analyze, format_summary
 from .values import log_loss_values
 
@@ -38,8 +39,10 @@ __all__ = [
     "critical_points",
     "format_summary",
     "log_loss_values",
+    "mean_elder_persistence",
     "merge_tree",
     "persistence_diagram",
+    "smad",
     "to_jsonable",
     "wasserstein_distance",
 ]

@@ -57,8 +57,11 @@ class BasinTable:
     rows : tuple of Basin
     n_minima : number of persistent minima (``len(table)``).
     total_persistence : sum of the finite persistences.
-    smad : saddle-minimum average distance: mean of ``saddle_value - value`` over the finite
-        rows (0 when there is a single basin).
+    smad : mean elder-rule persistence: mean of ``saddle_value - value`` over the finite rows
+        (0 when there is a single basin). This is losstopo's own measure, not Landscaper's SMAD
+        (:func:`losstopo.topology.smad`), which pairs every minimum, the global one included,
+        with the next branching node above it; :func:`losstopo.topology.mean_elder_persistence`
+        gives this value under its own name.
     min_persistence : the absolute threshold used.
     flatness_delta : the absolute delta used for flatness.
     connectivity : "freudenthal" or "cubical".

@@ -349,9 +349,13 @@ def format_summary(summary: TopologySummary) -> str:
     ]
     counts = ", ".join(f"H{k}: {s.diagram[k].shape[0]}" for k in s.diagram.dims)
     lines.append(f"  persistence diagram: {counts}" + ("" if s.diagram.complete else " (H0 only)"))
+    from .smad import smad
+
     b = s.basins
     lines.append(
-        f"  basins: {b.n_minima}; total persistence {b.total_persistence:.6g}; SMAD {b.smad:.6g}"
+        f"  basins: {b.n_minima}; total persistence {b.total_persistence:.6g}; SMAD (Landscaper) "
+        f"{smad(s) if s.join_tree is not None else float('nan'):.6g}; mean elder-rule "
+        f"persistence {b.smad:.6g}"
     )
     if len(b):
         lines.append(
