@@ -1,24 +1,23 @@
 """Code in README.md and docs/*.md, and the docstring examples, are executed: docs cannot rot.
 
-Fences: ```python blocks run in one namespace per page, in order, in a fresh directory; a fence
-```bash run runs as a bash script there too, at its place among the page's python blocks, with
-`losstopo` meaning this checkout's command line. Plain ``` / ```text / ```bash blocks are shown,
-not run (commands too long for the test suite, or that need other tools).
+Fences: ```python blocks run in one namespace per page, in order, in a fresh directory. A fence
+```bash run holds `losstopo ...` command lines (one per line, `#` comments allowed); each runs,
+at its place among the page's python blocks and in the same directory, through the command
+line's entry point in this process, and must exit with status 0. Plain ``` / ```text / ```bash
+blocks are shown, not run (commands too long for the test suite, or that need other tools).
 """
 
 import doctest
 import importlib
-import os
 import pkgutil
 import re
-import stat
-import subprocess
-import sys
+import shlex
 from pathlib import Path
 
 import pytest
 
 import losstopo
+from losstopo.cli.main import main as losstopo_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -38,49 +37,42 @@ def python_blocks(path: Path) -> list[str]:
     return [code for kind, code in code_blocks(path) if kind == "python"]
 
 
-def losstopo_on_path(directory: Path) -> dict[str, str]:
-    """An environment whose ``losstopo`` is this checkout's command line (``python -m losstopo.cli``)."""
-    directory.mkdir()
-    exe = directory / "losstopo"
-    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m losstopo.cli "$@"\n')
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    src = str(Path(losstopo.__file__).resolve().parents[1])
-    env = dict(os.environ, PATH=f"{directory}{os.pathsep}{os.environ.get('PATH', '')}")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
+def command_lines(block: str) -> list[list[str]]:
+    """The argv of each ``losstopo`` line of a ``bash run`` block (comments and blanks skipped)."""
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        assert words[0] == "losstopo", f"a `bash run` block holds only losstopo commands: {line!r}"
+        commands.append(words[1:])
+    return commands
 
 
 @pytest.mark.parametrize("path", [p for p in DOCS if code_blocks(p)], ids=lambda p: p.name)
 def test_markdown_code_runs(path, tmp_path, monkeypatch):
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # modules a page writes import as on the CLI
     namespace: dict = {"__name__": f"docs_{path.stem}"}
-    env = None
     for i, (kind, block) in enumerate(code_blocks(path)):
         if kind == "python":
             code = compile(block, f"{path.name}[block {i}]", "exec")
             exec(code, namespace)
             continue
-        env = env or losstopo_on_path(tmp_path / "bin")
-        run = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", block],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert run.returncode == 0, (
-            f"{path.name}[block {i}] exited {run.returncode}:\n{block}\n"
-            f"stdout:\n{run.stdout[-2000:]}\nstderr:\n{run.stderr[-2000:]}"
-        )
+        for argv in command_lines(block):
+            try:
+                status = losstopo_main(argv)
+            except SystemExit as exc:  # --help, --version, argparse's own errors
+                status = exc.code or 0
+            assert status == 0, f"{path.name}[block {i}]: losstopo {shlex.join(argv)}"
 
 
-def test_bash_run_blocks_are_found():
-    text = "```bash run\nlosstopo --version\n```\n\n```bash\nmake demo\n```\n"
-    assert BLOCK.findall(text) == [("bash run", "losstopo --version\n")]
+def test_bash_run_blocks_hold_losstopo_commands():
+    text = "```bash run\nlosstopo info a.h5  # describe\n\nlosstopo --version\n```\n```bash\nmake\n```\n"
+    ((kind, block),) = BLOCK.findall(text)
+    assert kind == "bash run" and command_lines(block) == [["info", "a.h5"], ["--version"]]
+    with pytest.raises(AssertionError, match="only losstopo commands"):
+        command_lines("make demo\n")
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
@@ -107,8 +99,7 @@ def anchors(page: Path) -> set[str]:
     for line in page.read_text().splitlines():
         if line.startswith("#"):
             title = line.lstrip("#").strip().lower()
-            slug = re.sub(r"[^\w\- ]", "", title).replace(" ", "-")
-            out.add(slug)
+            out.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
     return out
 
 
