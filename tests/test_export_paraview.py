@@ -240,3 +240,33 @@ def test_script_is_plain_python():
         text = files[-1].read_text()
     compile(text, "open_in_paraview.py", "exec")
     assert 'BLOCKS = ["field", "surface"]' in text
+
+
+SIZES = r"""
+import json, runpy, sys
+from paraview.simple import FindSource, GetActiveViewOrCreate
+ns = runpy.run_path(sys.argv[1], run_name="probe")  # the script's functions, without main()
+ns["build"](GetActiveViewOrCreate("RenderView"))
+b = FindSource("surface").GetDataInformation().GetBounds()
+print("JSON" + json.dumps({"bounds": list(b), "glyph": FindSource("critical points").ScaleFactor,
+                           "tube": FindSource("path tubes").Radius}))
+"""
+
+
+@needs_pvpython
+def test_default_view_sizes_glyphs_by_the_surface_not_the_diagram(tmp_path):
+    """Tubes and spheres follow the drawn surface, even when the loss (and with it the
+    persistence diagram's block, laid out in loss units) is thousands of times larger."""
+    topology = pytest.importorskip("losstopo.topology")
+    base = well_2d()
+    field = LossField(base.values * 1e4 + 5e3, base.grid, paths=base.paths)
+    files = write_paraview(field, tmp_path, topology=topology.analyze(field, min_persistence=1.0))
+    probe = tmp_path / "probe.py"
+    probe.write_text(SIZES)
+    proc = run_pvpython([str(probe), str(files[-1])], display=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("JSON"))[4:])
+    b = out["bounds"]
+    diag = ((b[1] - b[0]) ** 2 + (b[3] - b[2]) ** 2 + (b[5] - b[4]) ** 2) ** 0.5
+    assert out["glyph"] == pytest.approx(0.018 * diag, rel=1e-6)
+    assert out["tube"] == pytest.approx(0.004 * diag, rel=1e-6)

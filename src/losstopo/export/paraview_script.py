@@ -55,22 +55,26 @@ def build(view):
     bundle = XMLMultiBlockDataReader(registrationName="landscape",
                                      FileName=[os.path.join(here(), BUNDLE)])
     bundle.UpdatePipeline()
-    b = bundle.GetDataInformation().GetBounds()
-    diag = max(((b[1] - b[0]) ** 2 + (b[3] - b[2]) ** 2 + (b[5] - b[4]) ** 2) ** 0.5, 1e-12)
     Hide(bundle, view)
     shown = {}
 
     def block(name):
         return ExtractBlock(registrationName=name, Input=bundle, Selectors=["/Root/" + name])
 
+    field = block("field")
+    surface = block("surface") if "surface" in BLOCKS else None
+    # sizes follow the drawn domain (the persistence diagram's block lies in loss units)
+    domain = surface if surface is not None else field
+    domain.UpdatePipeline()
+    b = domain.GetDataInformation().GetBounds()
+    diag = max(((b[1] - b[0]) ** 2 + (b[3] - b[2]) ** 2 + (b[5] - b[4]) ** 2) ** 0.5, 1e-12)
+
     def by_loss(rep):
         ColorBy(rep, ("POINTS", "loss"))
         rep.RescaleTransferFunctionToDataRange(True, False)
         rep.SetScalarBarVisibility(view, True)
 
-    field = block("field")
-    if "surface" in BLOCKS:
-        surface = block("surface")
+    if surface is not None:
         shown["surface"] = Show(surface, view)
         by_loss(shown["surface"])
         lines = Contour(registrationName="contours", Input=surface)
@@ -133,6 +137,8 @@ def main(argv):
     parser.add_argument("--size", nargs=2, type=int, default=[1280, 960], metavar=("W", "H"))
     args, _ = parser.parse_known_args(argv)
     view = GetActiveViewOrCreate("RenderView")
+    if args.screenshot:  # render at the image's size: text and glyphs keep their proportions
+        view.ViewSize = list(args.size)
     view.Background = [0.32, 0.34, 0.43]
     try:  # ParaView >= 5.10 uses a palette by default; keep our background
         view.UseColorPaletteForBackground = 0
