@@ -58,3 +58,14 @@ def test_single_output_model_with_default_loss_is_refused(user_module, capsys):
     assert "--loss mse" in err and "Traceback" not in err
     assert len([line for line in err.strip().splitlines() if line]) == 1
     assert not (user_module / "f.h5").exists()
+
+
+def test_a_built_in_model_that_does_not_fit_the_data_is_refused_before_training(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    args = ["landscape", "--model", "mlp", "--data", "synthetic", "--resolution", "3"]
+    assert main([*args, "--out", "f.h5", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "fails on the training data before the first step" in err
+    assert "Traceback" not in err and not (tmp_path / "f.h5").exists()

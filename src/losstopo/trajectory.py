@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import InvalidParameterError, ShapeMismatchError, validate_int
+from .errors import DataError, InvalidParameterError, ShapeMismatchError, validate_int
 from .space import ParameterSpace
 
 
@@ -418,10 +418,18 @@ def _initial_loss(
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             model.train()
             for xb, yb in _batches(data, batch_size, None):
-                out = model(xb)
+                try:
+                    out = model(xb)
+                    value = float(loss_fn(out, yb))
+                except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+                    raise DataError(
+                        f"The model or the loss fails on the training data before the first "
+                        f"step ({type(exc).__name__}: {exc}); check that the inputs fit the "
+                        "model and the targets fit the loss."
+                    ) from exc
                 if first is None:
                     first = (yb, out)
-                total += float(loss_fn(out, yb)) * len(xb)
+                total += value * len(xb)
                 count += len(xb)
     finally:
         model.load_state_dict(buffers)
