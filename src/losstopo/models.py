@@ -1,5 +1,5 @@
-"""Built-in models: an MLP, a small CNN with BatchNorm, CIFAR ResNets with and without shortcuts
-(Li et al.'s comparison), and a tanh MLP for physics-informed networks.
+"""Built-in models: an MLP, a small CNN with BatchNorm, CIFAR ResNets and deep residual MLPs with
+and without shortcuts (Li et al.'s comparison), and a tanh MLP for physics-informed networks.
 
 Every model is an ``nn.Module``; the MLP, CNN and PINN MLP are ``nn.Sequential`` so the evaluation
 engine can use its first-layer fast path.
@@ -168,6 +168,64 @@ class CifarResNet(nn.Module):
         out = torch.relu(self.bn1(self.conv1(x)))
         out = self.pool(self.layers(out)).flatten(1)
         return self.fc(out)
+
+
+class ResidualBlock(nn.Module):
+    """:class:`BasicBlock` with linear layers: ``relu(x + bn(fc(relu(bn(fc(x))))))``."""
+
+    def __init__(self, width: int, skip: bool = True):
+        super().__init__()
+        self.skip = skip
+        self.fc1 = nn.Linear(width, width, bias=False)
+        self.bn1 = nn.BatchNorm1d(width)
+        self.fc2 = nn.Linear(width, width, bias=False)
+        self.bn2 = nn.BatchNorm1d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.fc2(torch.relu(self.bn1(self.fc1(x)))))
+        return torch.relu(out + x if self.skip else out)
+
+
+class ResidualMLP(nn.Module):
+    """A deep residual MLP: a linear stem, ``n_blocks`` :class:`ResidualBlock`, a linear head.
+
+    The CIFAR ResNet's design (two BatchNorm layers per block, a shortcut around them that
+    ``skip=False`` drops) on flat inputs, with ``2 * n_blocks + 2`` linear layers: cheap enough
+    to compare deep networks with and without shortcuts on a CPU.
+
+    >>> import torch
+    >>> net = ResidualMLP(64, width=16, n_blocks=4, skip=False)
+    >>> net(torch.zeros(3, 64)).shape, net.depth
+    (torch.Size([3, 10]), 10)
+    """
+
+    def __init__(
+        self,
+        in_features: int = 64,
+        width: int = 32,
+        n_blocks: int = 8,
+        out_features: int = 10,
+        skip: bool = True,
+    ):
+        super().__init__()
+        validate_int(in_features, "in_features", low=1)
+        validate_int(width, "width", low=1)
+        self.n_blocks = validate_int(n_blocks, "n_blocks", low=0)
+        validate_int(out_features, "out_features", low=1)
+        self.skip = skip
+        self.stem = nn.Linear(in_features, width, bias=False)
+        self.bn = nn.BatchNorm1d(width)
+        self.blocks = nn.Sequential(*(ResidualBlock(width, skip) for _ in range(n_blocks)))
+        self.fc = nn.Linear(width, out_features)
+
+    @property
+    def depth(self) -> int:
+        """Number of linear layers."""
+        return 2 * self.n_blocks + 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn(self.stem(x.flatten(1))))
+        return self.fc(self.blocks(out))
 
 
 def resnet20(skip: bool = True, n_classes: int = 10, in_channels: int = 3) -> CifarResNet:
