@@ -408,7 +408,52 @@ READING: dict[str, str] = {
         "This is the `--quick` run: a few training digits, two shallow depths and a coarse grid, "
         "to check that the pipeline runs; its numbers say nothing about the finding."
     ),
-    "full": "",
+    "full": """\
+The lines above are computed from the table. What they mean, read from the run of 2026-11-30
+(a rerun updates the table and figures, not this text):
+
+**What matches Li et al.** With shortcuts, every depth from 4 to 34 linear layers gives the same
+picture: one persistent minimum, no separation, one smooth bowl on the log scale, like their
+ResNet-20/56/110. Without shortcuts, the shallow networks (4 and 10 layers) look the same as
+their residual twins, as Li et al.'s ResNet-20-noshort still looks convex. From 18 layers on the
+picture breaks up: 3 persistent minima at 18 layers (1 of its 2 separations confirmed along the
+full-space segment), 15 at 34 layers with a total persistence of 2.5 (10 of 14 separations
+confirmed), the chaotic landscape of their ResNet-56/110-noshort, and it grows with depth. The
+curvature ratio follows at depth: its mean is 0.21 against 0.13 at 18 layers and 0.28 against
+0.16 at 34, with the large ratios (strong negative curvature) in the broken-up outer regions, as
+in their Fig. 7.
+
+**Where it does not hold, or holds for another reason.**
+
+- *Comparable training loss was not reached.* Without shortcuts the 10-, 18- and 34-layer
+  networks stopped at the 60-epoch limit with training losses of 0.18, 0.77 and 2.32 (chance is
+  2.30: the 34-layer one did not train at all), against 0.04-0.06 with shortcuts (the 34-layer
+  residual net stopped at 0.059, just above the target). So at 34 layers the comparison is
+  between a trained minimum and a point training could not leave; Li et al.'s noshort networks
+  did train (ResNet-56-noshort to about 13% test error). Their claim that the chaotic landscape
+  goes with poor trainability is what shows here; the claim that a well-trained deep network
+  without shortcuts sits in a chaotic landscape is not tested by this run. Other optimisers did
+  not fix this in trials outside this script: the 18-layer no-skip network stayed above 0.8 with
+  SGD at lr 0.005 (80 epochs) and with Adam at 1e-3 (60 epochs), and no-skip networks of 26 and
+  50 layers stayed near chance (2.0-2.3) with SGD at lr 0.02 and 0.05.
+- *The curvature ratio does not separate shallow networks.* At 4 and 10 layers it is slightly
+  lower without shortcuts (0.10 against 0.13, 0.13 against 0.15). With 10 Lanczos steps
+  `lambda_min` is an upper bound, so ratios are underestimates and differences of a few
+  hundredths are not meaningful.
+- *No picture minimum is a full-space minimum*, not even the trained residual networks' (0/1):
+  10 Lanczos steps find some negative curvature (beyond 1e-3 of `lambda_max`) at every one. SGD
+  stops near, not at, a critical point, and the landscape is the eval-mode BatchNorm loss, not
+  the training-mode loss SGD minimised. That column does not distinguish the two families.
+- *One instance, not a statistic*: one training seed, one plane (direction seed 1), one width,
+  512 training digits for the landscapes. The confirmed separations are checked on straight
+  segments, which lie in the plane: they confirm the picture at its resolution, not barriers
+  that a curve through the full space could avoid.
+- *Residual MLPs, not convolutional ResNets*: the CIFAR ResNets (`CifarResNet`, which takes the
+  digits' one channel and a width) cost far more per landscape point and per Hessian product on
+  a CPU; the finding is about the shortcut around a two-layer BatchNorm block, which the residual
+  MLP keeps. The machine was shared with other jobs during the run (one torch thread), so the
+  wall time is an upper bound for an idle two-core machine.
+""",
 }
 
 
