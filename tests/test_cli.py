@@ -198,7 +198,10 @@ def test_deprecated_dims_alias(tmp_path):
             ["landscape", "--model", "mlp", "--checkpoint", "nope.pt", "--out", "x.h5"],
             "Checkpoint nope.pt does not exist",
         ),
-        (["landscape", "--model", "resnet20", "--out", "x.h5"], "has no built-in data"),
+        (
+            ["landscape", "--model", "losstopo.models:SmallCNN", "--out", "x.h5"],
+            "has no built-in data",
+        ),
         (
             ["landscape", "--model", "mlp", "--projector", "tsne", "--out", "x.h5"],
             "Unknown --projector 'tsne'; choose one of random, ",
@@ -211,7 +214,7 @@ def test_deprecated_dims_alias(tmp_path):
             [
                 "landscape",
                 "--model",
-                "resnet20",
+                "losstopo.models:SmallCNN",
                 "--data",
                 "synthetic",
                 "--projector",

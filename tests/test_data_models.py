@@ -116,3 +116,27 @@ def test_models_shapes():
     assert sum(p.numel() for p in resnet56().parameters()) == 855770  # He et al.: 0.85M
     with pytest.raises(InvalidParameterError, match="Unknown model"):
         build_model("vgg")
+
+
+def test_residual_mlp_blocks_by_hand():
+    """A block is relu(x + bn2(fc2(relu(bn1(fc1(x)))))), and skip=False drops the x."""
+    from losstopo.models import ResidualMLP
+
+    torch.manual_seed(0)
+    net = ResidualMLP(64, width=8, n_blocks=3, skip=True).eval()
+    plain = ResidualMLP(64, width=8, n_blocks=3, skip=False).eval()
+    plain.load_state_dict(net.state_dict())  # same names, same weights
+    assert (
+        net.depth == plain.depth == 8
+        and sum(isinstance(m, torch.nn.Linear) for m in net.modules()) == 8
+    )
+    x = torch.randn(5, 1, 8, 8)
+    h = torch.relu(net.bn(net.stem(x.flatten(1))))
+    block = net.blocks[0]
+    inner = block.bn2(block.fc2(torch.relu(block.bn1(block.fc1(h)))))
+    with torch.no_grad():
+        torch.testing.assert_close(block(h), torch.relu(h + inner))
+        torch.testing.assert_close(plain.blocks[0](h), torch.relu(inner))
+        assert net(x).shape == (5, 10) and not torch.allclose(net(x), plain(x))
+    with pytest.raises(InvalidParameterError, match="'n_blocks'"):
+        ResidualMLP(n_blocks=-1)

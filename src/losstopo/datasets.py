@@ -212,7 +212,15 @@ BUILTIN_DATA: dict[str, Callable[[], tuple[torch.Tensor, torch.Tensor]]] = {
 }
 
 #: The data each built-in model is trained and evaluated on by default.
-DEFAULT_DATA_FOR_MODEL = {"mlp": "digits", "cnn": "digits-images", "pinn": "sine"}
+DEFAULT_DATA_FOR_MODEL = {
+    "mlp": "digits",
+    "cnn": "digits-images",
+    "resnet20": "digits-images",
+    "resnet20-noskip": "digits-images",
+    "resnet56": "digits-images",
+    "resnet56-noskip": "digits-images",
+    "pinn": "sine",
+}
 
 
 def load_builtin(name: str) -> tuple[torch.Tensor, torch.Tensor]:

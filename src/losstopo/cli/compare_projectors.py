@@ -66,7 +66,7 @@ def trajectory_of(args: argparse.Namespace, task: Task) -> Trajectory:
         return Trajectory.concat(parts)
     for r in range(runs):
         seed = args.seed + r
-        net = resolve_model(args.model, seed=seed)
+        net = resolve_model(args.model, seed=seed, in_channels=task.in_channels)
         parts.append(
             train_builtin(
                 task, net, epochs=epochs, seed=seed, run=f"seed{seed}", progress=not args.quiet
@@ -121,7 +121,9 @@ def register(subparsers: Any) -> None:
         help="fidelity table of PCA, Kernel-PCA, UMAP and the auto-encoder on trajectories",
     )
     p.add_argument(
-        "--model", default="mlp", help="built-in name (mlp, cnn, pinn) or module:function"
+        "--model",
+        default="mlp",
+        help="built-in name (mlp, cnn, resnet20, pinn, ...) or module:function",
     )
     p.add_argument("--data", help="built-in data name or module:function (default: the model's)")
     p.add_argument(

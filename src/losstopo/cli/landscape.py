@@ -4,7 +4,8 @@
 (Li et al.); ``hessian`` spans the top Hessian eigenvectors at the model; ``pca``, ``kpca``, ``umap`` and ``autoencoder`` are fitted on ``--trajectory`` (a
 folder of ``*.pt`` checkpoints or a ``.npz`` written by :meth:`losstopo.Trajectory.save`), the grid
 covers the projected trajectory, and the trajectory is drawn in the field. A built-in model
-trained here (``mlp``, ``cnn``, ``pinn`` without ``--checkpoint``) records its own trajectory, used
+trained here (``mlp``, ``cnn``, ``resnet20[-noskip]``, ``resnet56[-noskip]``, ``pinn`` without
+``--checkpoint``; the CNN and ResNets on the 8x8 digit images) records its own trajectory, used
 when ``--trajectory`` is not given.
 
 Examples
@@ -39,8 +40,8 @@ Evaluate the loss on a grid and write it as one HDF5 field (--out FILE).
 --projector hessian: the top Hessian eigenvectors at the model (scaled by --normalization).
 --projector pca|kpca|umap|autoencoder: fitted on --trajectory (a folder of *.pt checkpoints or a
 .npz written by Trajectory.save); the grid covers the projected trajectory, which is drawn in the
-field. A built-in model trained here (mlp, cnn, pinn without --checkpoint) uses its own
-trajectory when --trajectory is not given."""
+field. A built-in model trained here (mlp, cnn, resnet20[-noskip], resnet56[-noskip], pinn
+without --checkpoint) uses its own trajectory when --trajectory is not given."""
 
 
 def check_projector_name(name: str) -> str:
@@ -96,7 +97,7 @@ def landscape(args: argparse.Namespace) -> tuple[int, Task]:
         raise InvalidParameterError(
             f"--projector {name} is fitted on a trajectory; pass --trajectory DIR_OR_FILE (a "
             "folder of *.pt checkpoints or a .npz from Trajectory.save), or use a built-in model "
-            "(mlp, cnn, pinn) without --checkpoint to train one here."
+            "(mlp, cnn, resnet20, ..., pinn) without --checkpoint to train one here."
         )
     given = None
     if args.trajectory:  # read first: a mistake shows before any training

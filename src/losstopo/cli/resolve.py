@@ -27,7 +27,15 @@ if TYPE_CHECKING:
     from ..trajectory import Trajectory
 
 #: Built-in models that ``losstopo`` trains itself when no ``--checkpoint`` is given.
-TRAINABLE = ("mlp", "cnn", "pinn")
+TRAINABLE = (
+    "mlp",
+    "cnn",
+    "resnet20",
+    "resnet20-noskip",
+    "resnet56",
+    "resnet56-noskip",
+    "pinn",
+)
 
 
 def import_object(spec: str, what: str) -> Any:
@@ -66,14 +74,19 @@ def call_user(obj: Any, spec: str, what: str) -> Any:
         ) from exc
 
 
-def resolve_model(spec: str, seed: int = 0) -> nn.Module:
-    """A built-in model (initialised from ``seed``) or the ``nn.Module`` of ``module:function``."""
+def resolve_model(spec: str, seed: int = 0, in_channels: int | None = None) -> nn.Module:
+    """A built-in model (initialised from ``seed``) or the ``nn.Module`` of ``module:function``.
+
+    ``in_channels`` sets the input channels of a built-in image model (the ``Task``'s, taken from
+    its data); other models ignore it.
+    """
     from torch import nn
 
-    from ..models import BUILTIN_MODELS, build_model
+    from ..models import BUILTIN_MODELS, IMAGE_MODELS, build_model
 
     if spec in BUILTIN_MODELS:
-        return build_model(spec, seed=seed)
+        channels = in_channels if spec in IMAGE_MODELS else None
+        return build_model(spec, seed=seed, in_channels=channels)
     if ":" not in spec:
         raise InvalidParameterError(
             f"Unknown model {spec!r}; choose one of {', '.join(sorted(BUILTIN_MODELS))} or give "
@@ -104,6 +117,9 @@ def resolve_data(spec: str) -> Any:
 class Task:
     """A resolved ``--model``/``--data``/``--loss``.
 
+    ``in_channels``: the channels of the data's images, which a built-in image model (CNN,
+    ResNets) is built for (None for other data and models).
+
     ``physics``: the built-in PINN is trained on the Poisson residual
     (:func:`losstopo.pinn.train_pinn`) and, without ``--data``, evaluated on the known solution
     (``data_spec == "poisson"``). Other built-ins are trained with :func:`losstopo.train` on
@@ -116,6 +132,7 @@ class Task:
     data_spec: str
     loss: str
     physics: bool = False
+    in_channels: int | None = None
 
     @property
     def trainable(self) -> bool:
@@ -129,11 +146,14 @@ def resolve_task(
     """Resolve the model (from ``seed``), its data (default: the model's built-in) and loss.
 
     The default loss is ``mse`` for the built-in PINN and ``cross_entropy`` otherwise. With
-    ``physics`` and no ``data``, the built-in PINN gets the Poisson problem.
+    ``physics`` and no ``data``, the built-in PINN gets the Poisson problem. A built-in image
+    model takes its input channels from the data's images (1 for digits, 3 for CIFAR-10).
     """
     from ..datasets import DEFAULT_DATA_FOR_MODEL
+    from ..models import BUILTIN_MODELS
 
-    net = resolve_model(model, seed=seed)
+    if model not in BUILTIN_MODELS and ":" not in model:
+        resolve_model(model, seed=seed)  # raises: an unknown name is said before data is read
     is_pinn = model == "pinn"
     physics = physics and is_pinn
     if physics and not data:
@@ -147,8 +167,35 @@ def resolve_task(
                 f"Model {model!r} has no built-in data; pass --data NAME or --data module:function."
             )
         data_spec, dataset = spec, resolve_data(spec)
+    channels = image_channels(model, dataset)
+    net = resolve_model(model, seed=seed, in_channels=channels)
     loss = loss or ("mse" if is_pinn else "cross_entropy")
-    return Task(model, net, dataset, data_spec, loss, physics)
+    return Task(model, net, dataset, data_spec, loss, physics, channels)
+
+
+def image_channels(model: str, data: Any) -> int | None:
+    """The channels of ``data``'s images when ``model`` is a built-in image model, else None.
+
+    Read from ``(inputs, targets)`` tensors or the first item of a map-style dataset whose
+    inputs are ``(n, channels, height, width)`` images; None when the data has no such images.
+    """
+    from ..models import IMAGE_MODELS
+
+    if model not in IMAGE_MODELS:
+        return None
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        inputs = data[0]
+        return int(inputs.shape[1]) if getattr(inputs, "ndim", 0) == 4 else None
+    getitem = getattr(data, "__getitem__", None)
+    if getitem is not None and hasattr(data, "__len__") and len(data) > 0:
+        try:
+            first = getitem(0)
+        except Exception:  # noqa: BLE001 - not indexable by 0: no channels to read
+            return None
+        if isinstance(first, (tuple, list)) and first:
+            inputs = first[0]
+            return int(inputs.shape[0]) if getattr(inputs, "ndim", 0) == 3 else None
+    return None
 
 
 def train_builtin(
@@ -162,7 +209,7 @@ def train_builtin(
 ) -> Trajectory:
     """Train a built-in model in place (``task.model`` by default); return its trajectory.
 
-    SGD with learning rate 0.05 (CNN) or 0.1, one checkpoint per epoch; the physics-informed PINN
+    SGD with learning rate 0.05 (CNN, ResNets) or 0.1, one checkpoint per epoch; the physics-informed PINN
     takes 20 Adam steps per "epoch", one checkpoint every 20 steps.
     """
     net = task.model if model is None else model
@@ -175,6 +222,7 @@ def train_builtin(
         return traj
     import torch
 
+    from ..models import IMAGE_MODELS
     from ..trajectory import train
 
     torch.manual_seed(seed)
@@ -185,7 +233,7 @@ def train_builtin(
         seed=seed,
         loss=task.loss,
         run=run,
-        lr=0.05 if task.model_spec == "cnn" else 0.1,
+        lr=0.05 if task.model_spec in IMAGE_MODELS else 0.1,
         progress=progress,
     )
 
