@@ -232,7 +232,9 @@ class Evaluator:
             return lambda: self._evaluate_current(coords)
 
         sizes = batch_size_candidates(n)
-        candidates = [(bs, split) for split in ((True, False) if use_split else (False,)) for bs in sizes]
+        candidates = [
+            (bs, split) for split in ((True, False) if use_split else (False,)) for bs in sizes
+        ]
         chosen = choose(candidates, setup, n_points, reference=(sizes[0], False))
         setup(chosen)
 

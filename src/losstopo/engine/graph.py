@@ -164,8 +164,10 @@ def _fresh(gm: fx.GraphModule, node: Any, fresh_inputs: tuple[fx.Node, ...]) -> 
         return True
     if isinstance(_module(gm, node), FoldedLayer):
         return True
-    return node.op == "call_function" and node.target in (operator.add, torch.add) and not (
-        node.kwargs
+    return (
+        node.op == "call_function"
+        and node.target in (operator.add, torch.add)
+        and not (node.kwargs)
     )
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,7 +109,8 @@ def _folded_parts(
         return linear.components[k][slices[name]] if name in slices else None
 
     gamma, beta = at_center(bn.weight), at_center(bn.bias)
-    if any(along(bn.weight, k) is not None and bool(along(bn.weight, k).any()) for k in range(len(dirs))):  # type: ignore[union-attr]
+    moving = [along(bn.weight, k) for k in range(len(dirs))]
+    if any(d is not None and bool(d.any()) for d in moving):
         return None  # the scale moves: the folded layer is not affine in the coordinates
     scale = folded.inv_std if gamma is None else folded.inv_std * gamma
     shape = (-1,) + (1,) * (w0.dim() - 1)
@@ -196,7 +198,7 @@ class GraphSplit:
             yield partial(self.tail, x.clone() if self.copy_inputs else x), h, y
 
 
-def _prefix(gm: fx.GraphModule, before: list[fx.Node], result: object) -> fx.GraphModule:
+def _prefix(gm: fx.GraphModule, before: list[fx.Node], result: Any) -> fx.GraphModule:
     """A graph module computing ``result`` (the first affine layer's input) from the input."""
     graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}

@@ -30,6 +30,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -89,7 +90,9 @@ class SplitTerms:
             for a, term in zip(coords, self.extra, strict=True):
                 if a != 0.0:
                     if h is None:
-                        h = torch.add(self.base[i : i + batch_size], term[i : i + batch_size], alpha=float(a))
+                        h = torch.add(
+                            self.base[i : i + batch_size], term[i : i + batch_size], alpha=float(a)
+                        )
                     else:
                         h.add_(term[i : i + batch_size], alpha=float(a))
             if h is None:
@@ -102,7 +105,10 @@ def affine_parts(
     named: nn.Module,
     space: ParameterSpace,
     linear: LinearTensors,
-) -> tuple[tuple[torch.Tensor, torch.Tensor | None], list[tuple[torch.Tensor, torch.Tensor | None]]] | None:
+) -> (
+    tuple[tuple[torch.Tensor, torch.Tensor | None], list[tuple[torch.Tensor, torch.Tensor | None]]]
+    | None
+):
     """The weight and bias of ``layer`` at the decoder's centre and along each direction:
     ``((W0, b0), [(D_i, db_i), ...])``; ``None`` when the weight is not a parameter of the space
     (``named``: the module whose parameter names ``space`` uses)."""
