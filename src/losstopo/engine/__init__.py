@@ -37,9 +37,9 @@ from .fold import (
     is_plain_layer,
     recompute_batchnorm,
 )
-from .metrics import METRICS, Metric, metrics_by_name, register_metric
 from .graph import fold_graph, trace
 from .graph_split import GraphSplit
+from .metrics import METRICS, Metric, metrics_by_name, register_metric
 from .split import FirstLayerSplit
 from .tuning import TUNE_MIN_POINTS
 

@@ -51,11 +51,11 @@ from .fold import (
     has_batch_statistics,
     recompute_batchnorm,
 )
-from .graph import fold_graph, trace
-from .graph_split import GraphSplit
+from .graph import OWN_FORWARD, fold_graph, torch_forwards_only, trace
+from .graph_split import GraphSplit, describe_paths
 from .metrics import Reduction, metrics_by_name
 from .split import FirstLayerSplit
-from .tuning import TUNE_MIN_POINTS, batch_size_candidates, choose
+from .tuning import TUNE_MIN_POINTS, batch_size_candidates, choose, choose_threads
 from .vmap import evaluate_stacked
 
 #: ``coords (m, n_components) -> params (m, n_params)``.
@@ -153,6 +153,7 @@ class Evaluator:
         self._built_split: list[FirstLayerSplit | GraphSplit | None] = []  # built once
         self._first_layer_requested = first_layer
         self._copy_inputs: bool | None = None  # whether the model writes into its input
+        self.threads: int | None = None  # torch threads while evaluating (None: as they are)
         # Eval-mode BatchNorm folded into the layer before it (refreshed at every point), in the
         # traced graph (torch.fx) or, when tracing fails, inside nn.Sequential containers.
         self._graph = None
@@ -166,6 +167,10 @@ class Evaluator:
             else:
                 pairs = fold_graph(self._graph) if want_fold else []
                 self._folded = Folded(self._graph, pairs) if pairs else None
+                if not pairs and not torch_forwards_only(self.net):
+                    # nothing to fold: a forward of the user's own runs as written (with its
+                    # Python side effects) rather than as a trace of it
+                    self._graph, self.trace_failure = None, OWN_FORWARD
 
     def _moved_buffers(
         self, spec: Any, bn: str, device: torch.device
@@ -211,6 +216,7 @@ class Evaluator:
             self.batch_size = max(1, min(n, int(strategy["batch_size"])))
             wanted = bool(strategy["first_layer_split"]) and use_split
             self._split = self._build_split() if wanted else None
+            self.threads = strategy.get("threads")
             return
         if not (self._tune and self.data.resident and n_points >= TUNE_MIN_POINTS):
             self.batch_size = min(n, 1024) if self._tune else self.batch_size
@@ -237,6 +243,8 @@ class Evaluator:
         ]
         chosen = choose(candidates, setup, n_points, reference=(sizes[0], False))
         setup(chosen)
+        if self.device.type == "cpu":
+            self.threads = choose_threads(lambda: self._evaluate_current(coords), n_points)
 
     def _split_possible(self) -> bool:
         return (
@@ -254,17 +262,25 @@ class Evaluator:
 
     @property
     def strategy(self) -> dict[str, Any]:
-        """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}``."""
-        return {"batch_size": int(self.batch_size), "first_layer_split": self._split is not None}
+        """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}`` and
+        ``"threads"`` when evaluation runs with another number of threads than the process's."""
+        out = {"batch_size": int(self.batch_size), "first_layer_split": self._split is not None}
+        if self.threads is not None:
+            out["threads"] = int(self.threads)  # set for the evaluation only
+        return out
 
     def check_forward(self) -> None:
         """One forward pass at the centre, so a data/model mismatch gets a clear message first."""
         data = self.data
         x, y = next(iter(data.batches(min(data.n_samples, 8), self.device)))
+        with torch.inference_mode(False):
+            x = x.clone()  # a model may write into its input; a normal tensor counts the writes
+        version = x._version
         try:
             with torch.inference_mode():
-                out = self.net(x.clone())  # a model may write into its input
+                out = self.net(x)
                 self.loss_fn(out, y)
+            self._copy_inputs = x._version != version
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             raise EvaluationError(
                 f"The model or the loss fails on the data before any grid point "
@@ -311,16 +327,9 @@ class Evaluator:
     def fast_paths(self) -> dict[str, Any]:
         """Which path ran (``"fx"``: the traced graph; ``"generic"``: tracing failed, or no fast
         path applies) and one sentence saying what it did."""
-        folds = len(self._folded.pairs) if self._folded is not None else 0
-        split = self._split
-        where = f" at '{split.layer}'" if isinstance(split, GraphSplit) else ""
-        did = f"{folds} BatchNorm(s) folded, first-layer split {'on' + where if split else 'off'}"
-        if self.copy_inputs:
-            did += "; the model writes into its input, so each batch is copied first"
-        if self._graph is not None:
-            return {"path": "fx", "detail": f"torch.fx graph: {did}"}
-        why = self.trace_failure or "no fast path applies (bn='recompute' or moved statistics)"
-        return {"path": "generic", "detail": f"{why}; nn.Sequential containers only: {did}"}
+        return describe_paths(
+            self._graph is not None, self.trace_failure, self._folded, self._split, self.copy_inputs
+        )
 
     @property
     def engine_name(self) -> str:
@@ -371,6 +380,23 @@ class Evaluator:
         return self._run(coords, len(points), lambda s, e: points[s:e], mode, vmap_size)
 
     def _run(
+        self,
+        coords: np.ndarray,
+        block: int,
+        decode: Callable[[int, int], np.ndarray] | None,
+        mode: str,
+        vmap_size: int,
+    ) -> np.ndarray:
+        before = torch.get_num_threads()
+        if self.threads is None or self.threads == before:
+            return self._run_blocks(coords, block, decode, mode, vmap_size)
+        torch.set_num_threads(self.threads)
+        try:
+            return self._run_blocks(coords, block, decode, mode, vmap_size)
+        finally:
+            torch.set_num_threads(before)
+
+    def _run_blocks(
         self,
         coords: np.ndarray,
         block: int,

@@ -13,6 +13,11 @@ convolution or linear layer used by nothing else becomes one :class:`~.fold.Fold
 (residual blocks included), and a ReLU whose input is a fresh tensor used only by it runs in
 place. :mod:`.graph_split` applies the first-layer split to the graph's first affine layer.
 
+A trace runs the model's Python once: side effects of a ``forward`` (a counter, a print, a sleep)
+do not happen at every point. So a model whose ``forward`` assigns attributes is not traced
+(:func:`stateful_forward`), and the engine runs the traced graph only when it folds a BatchNorm
+or when every module's ``forward`` is one of ``torch.nn`` (:func:`torch_forwards_only`).
+
 The user's model is never touched: the graph is built from the engine's copy, and new modules
 (the folded layers) are added to the graph module only.
 
@@ -75,6 +80,20 @@ class _Tracer(fx.Tracer):
         if has_hooks(m):
             return True  # run through __call__ at every point, hooks included
         return super().is_leaf_module(m, module_qualified_name)
+
+
+#: Why a model with a ``forward`` of its own and no BatchNorm to fold keeps the generic path.
+OWN_FORWARD = "nothing to fold, and the model's own forward runs as written"
+
+
+def torch_forwards_only(net: nn.Module) -> bool:
+    """Whether every module of ``net`` runs a ``forward`` of ``torch.nn`` (``nn.Sequential``
+    subclasses included): its trace then does exactly what the model does."""
+    for module in net.modules():
+        forward = getattr(type(module).forward, "__module__", "") or ""
+        if not forward.startswith("torch.nn"):
+            return False
+    return True
 
 
 def stateful_forward(net: nn.Module) -> str:

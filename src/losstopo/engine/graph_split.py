@@ -53,7 +53,7 @@ from torch import fx, nn
 from ..data import EvalData
 from ..space import ParameterSpace
 from .binding import LinearTensors
-from .fold import FoldedLayer, is_plain_layer
+from .fold import Folded, FoldedLayer, is_plain_layer
 from .graph import has_hooks, is_in_place, relu_in_place
 from .split import SplitTerms, affine_parts, layer_function
 
@@ -228,3 +228,19 @@ def _tail(gm: fx.GraphModule, x: fx.Node, layer: fx.Node) -> tuple[fx.GraphModul
     tail.graph.lint()
     tail.recompile()
     return tail, bool(env[x].users)
+
+
+def describe_paths(
+    traced: bool, failure: str, folded: Folded | None, split: object, copies_inputs: bool
+) -> dict[str, str]:
+    """``{"path": "fx" | "generic", "detail": one sentence}``: which fast paths ran, and why the
+    generic path did when it did (``failure``: why tracing failed, empty if not tried)."""
+    folds = len(folded.pairs) if folded is not None else 0
+    where = f" at '{split.layer}'" if isinstance(split, GraphSplit) else ""
+    did = f"{folds} BatchNorm(s) folded, first-layer split {'on' + where if split else 'off'}"
+    if copies_inputs:
+        did += "; the model writes into its input, so each batch is copied first"
+    if traced:
+        return {"path": "fx", "detail": f"torch.fx graph: {did}"}
+    why = failure or "no fast path applies (bn='recompute' or moved statistics)"
+    return {"path": "generic", "detail": f"{why}; nn.Sequential containers only: {did}"}

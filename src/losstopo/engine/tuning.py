@@ -121,3 +121,25 @@ def _size(candidate: Any) -> float:
     if isinstance(candidate, tuple) and candidate and isinstance(candidate[0], (int, float)):
         return float(candidate[0])
     return 0.0
+
+
+def choose_threads(run: Callable[[], object], n_points: int) -> int | None:
+    """The number of torch threads to evaluate with: ``None`` (as they are) or 1, whichever
+    evaluates a point (``run``) faster in interleaved trials. On a machine busy with other work,
+    threads wait for each other at every parallel operation, and one thread can be several
+    times faster; on a quiet one, the threads win."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads == 1:
+        return None
+
+    def use(k: int) -> Callable[[], object]:
+        torch.set_num_threads(k)
+        return run
+
+    try:
+        best = choose([threads, 1], use, n_points, reference=threads, finalists=2)
+    finally:
+        torch.set_num_threads(threads)
+    return None if best == threads else best
