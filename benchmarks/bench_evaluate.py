@@ -236,6 +236,10 @@ def workload(name: str, args):
         res, steps = 21, 30
     if args.quick:
         res, steps = 7, 5
+    elif name in LIGHT and args.light_res:
+        res = args.light_res
+    elif name not in LIGHT and args.resnet_res:
+        res = args.resnet_res
     model = plain_models.train(model, x, y, steps)  # a trained-ish model, in eval mode
     return model, x, y, res
 
@@ -392,6 +396,8 @@ def main() -> None:
     parser.add_argument("--core-only", action="store_true", help="no li/landscaper/vmap columns")
     parser.add_argument("--resnet-digits", type=int, default=128, help="digit images for ResNets")
     parser.add_argument("--resnet-cifar", type=int, default=32, help="CIFAR-format images")
+    parser.add_argument("--light-res", type=int, default=0, help="grid of mlp/cnn (0: 41/21)")
+    parser.add_argument("--resnet-res", type=int, default=0, help="grid of the ResNets (0: 21)")
     args = parser.parse_args()
     args.busy = [w for w in args.busy.split(",") if w]
     torch.set_num_threads(args.threads)

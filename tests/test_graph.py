@@ -190,3 +190,27 @@ def test_tuning_survives_noise_and_prefers_the_reference():
         64,
         False,
     )
+
+
+def test_thread_strategy_applies_during_evaluation_only():
+    from losstopo.data import EvalData, resolve_loss
+    from losstopo.engine import Evaluator
+    from losstopo.engine.decoding import as_decoder
+
+    torch.manual_seed(0)
+    model = _randomize_stats(_Block())
+    x, y = torch.randn(10, 2, 6, 6), torch.randint(0, 3, (10,))
+    proj = PlaneProjector(model, random_directions(model, seed=0)).fit()
+    fn, name = resolve_loss("cross_entropy")
+    data = EvalData.from_any((x, y), name)
+    space = ParameterSpace.from_module(model)
+    ev = Evaluator(model, space, as_decoder(proj), data, fn, name, (), torch.device("cpu"))
+    seen = []
+    ev.net.fc.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    ev.prepare(4, strategy={"batch_size": 10, "first_layer_split": False, "threads": other})
+    assert ev.strategy == {"batch_size": 10, "first_layer_split": False, "threads": other}
+    values = ev.evaluate(np.zeros((2, 2)))
+    assert torch.get_num_threads() == before and set(seen) == {other}
+    assert np.isfinite(values).all()
