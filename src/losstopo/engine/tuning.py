@@ -15,7 +15,7 @@ several short trials estimates the cost of a configuration itself):
 Examples
 --------
 >>> batch_size_candidates(1797)
-[1797, 1024, 512, 256, 128]
+[1797, 1024, 512, 256]
 >>> costs = {(1797, False): 3.0, (1024, False): 1.0, (512, False): 1.01, (256, False): 2.0}
 >>> cands = [(b, False) for b in (1797, 1024, 512, 256)]
 >>> choose(cands, lambda c: (lambda: costs[c]), n_points=100, clock=fake_clock(costs))
@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 TUNE_MIN_POINTS = 50
 
 #: Batch sizes tried (capped at the number of samples), largest first.
-BATCH_SIZES = (2048, 1024, 512, 256, 128)
+BATCH_SIZES = (2048, 1024, 512, 256)
 
 #: Data sets larger than this are never evaluated in one batch.
 MAX_WHOLE_BATCH = 4096
@@ -68,8 +68,8 @@ def choose(
     n_points: int,
     *,
     reference: C | None = None,
-    budget: float = 0.04,
-    max_rounds: int = 5,
+    budget: float = 0.02,
+    max_rounds: int = 4,
     finalists: int = 3,
     clock: Callable[[Callable[[], object]], float] = timed,
 ) -> C:
