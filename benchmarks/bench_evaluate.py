@@ -290,7 +290,8 @@ def run(name: str, args) -> dict:
     notes = {
         "floor": f"batch {floor_bs}",
         "floor_loss": f"batch {loss_bs}",
-        "losstopo": f"{field.attrs['engine']}, batch {field.attrs['batch_size']}, {fast['path']}",
+        "losstopo": f"{field.attrs['engine']}, batch {field.attrs['batch_size']}, {fast['path']}"
+        + f", {field.attrs['strategy'].get('threads', torch.get_num_threads())} thread(s)",
         "inplace": check(inplace_loop(model, x, y, center, d1, d2, coords), np.arange(n_points)),
     }
     methods = {
