@@ -57,11 +57,13 @@ def test_values_match_reference(model_fn, images):
 
 def test_first_layer_split_equals_plain(tiny_model, tiny_data, monkeypatch):
     from losstopo.engine import FirstLayerSplit
+    from losstopo.engine.graph_split import GraphSplit
 
     proj = PlaneProjector(tiny_model, random_directions(tiny_model, seed=0))
     grid = Grid.square(resolution=7)
     fast = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
     monkeypatch.setattr(FirstLayerSplit, "build", classmethod(lambda cls, *a, **k: None))
+    monkeypatch.setattr(GraphSplit, "build", classmethod(lambda cls, *a, **k: None))
     slow = evaluate(tiny_model, tiny_data, "cross_entropy", proj, grid, progress=False)
     assert fast.attrs["engine"] == "sequential+first-layer-split"
     assert slow.attrs["engine"] == "sequential"

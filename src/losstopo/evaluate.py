@@ -277,6 +277,7 @@ def _run_store(
         evaluator.prepare(len(missing), strategy=strategy)
     provenance["engine"] = "vmap" if mode == "vmap" else evaluator.engine_name
     provenance["batch_size"] = evaluator.batch_size
+    provenance["fast_paths"] = evaluator.fast_paths  # {"path": "fx" | "generic", "detail": ...}
     provenance["strategy"] = {**evaluator.strategy, "mode": mode}
     provenance["deterministic"] = bool(opts["deterministic"])
 

@@ -6,7 +6,10 @@ One job per module:
   a point is written there fresh (``center + sum_i a_i d_i`` for a linear decoder).
 - :mod:`.fold`: eval-mode BatchNorm folded into the layer before it; ``bn="recompute"``.
 - :mod:`.split`: the first-layer split for linear decoders (``W(a)x = W0 x + sum_i a_i D_i x``).
-- :mod:`.tuning`: batch size and fast path chosen by timing whole points.
+- :mod:`.graph`: the model traced with ``torch.fx``; BatchNorm folded anywhere in the graph
+  (residual blocks included); models that cannot be traced keep the generic path.
+- :mod:`.graph_split`: the first-layer split on the traced graph's first affine layer.
+- :mod:`.tuning`: batch size and fast path chosen from minima of interleaved timed points.
 - :mod:`.vmap`: ``k`` points per call through ``torch.func`` (for GPUs).
 - :mod:`.metrics`: the registry of metrics and the loss/metric sums of one point.
 - :mod:`.evaluator`: :class:`Evaluator`, tying them together.
@@ -34,6 +37,8 @@ from .fold import (
     is_plain_layer,
     recompute_batchnorm,
 )
+from .graph import fold_graph, trace
+from .graph_split import GraphSplit
 from .metrics import METRICS, Metric, metrics_by_name, register_metric
 from .split import FirstLayerSplit
 from .tuning import TUNE_MIN_POINTS
@@ -47,15 +52,18 @@ __all__ = [
     "FirstLayerSplit",
     "Folded",
     "FoldedLayer",
+    "GraphSplit",
     "Metric",
     "batchnorm_policy",
     "PointFailure",
     "default_device",
     "fold_batchnorm",
+    "fold_graph",
     "is_linear_decoder",
     "is_plain_layer",
     "metrics_by_name",
     "recompute_batchnorm",
     "register_metric",
     "resolve_device",
+    "trace",
 ]

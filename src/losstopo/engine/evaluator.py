@@ -44,10 +44,18 @@ from ..data import EvalData, LossFn, check_outputs
 from ..errors import EvaluationError, InvalidParameterError
 from ..space import ParameterSpace
 from .binding import Binding, LinearTensors, is_linear_decoder
-from .fold import batchnorm_modules, fold_batchnorm, has_batch_statistics, recompute_batchnorm
+from .fold import (
+    Folded,
+    batchnorm_modules,
+    fold_batchnorm,
+    has_batch_statistics,
+    recompute_batchnorm,
+)
+from .graph import OWN_FORWARD, fold_graph, torch_forwards_only, trace
+from .graph_split import GraphSplit, describe_paths
 from .metrics import Reduction, metrics_by_name
 from .split import FirstLayerSplit
-from .tuning import TUNE_MIN_POINTS, batch_size_candidates, fastest, steady_time
+from .tuning import TUNE_MIN_POINTS, batch_size_candidates, choose, choose_threads
 from .vmap import evaluate_stacked
 
 #: ``coords (m, n_components) -> params (m, n_params)``.
@@ -141,10 +149,28 @@ class Evaluator:
         if batch_size is None and batch_dependent:
             batch_size = data.n_samples
         self.batch_size = batch_size or min(data.n_samples, 4096)
-        self._split: FirstLayerSplit | None = None
+        self._split: FirstLayerSplit | GraphSplit | None = None
+        self._built_split: list[FirstLayerSplit | GraphSplit | None] = []  # built once
         self._first_layer_requested = first_layer
-        # Eval-mode BatchNorm folded into the layer before it (refreshed at every point).
-        self._folded = fold_batchnorm(self.net) if bn == "eval" and not self._buffers else None
+        self._copy_inputs: bool | None = None  # whether the model writes into its input
+        self.threads: int | None = None  # torch threads while evaluating (None: as they are)
+        # Eval-mode BatchNorm folded into the layer before it (refreshed at every point), in the
+        # traced graph (torch.fx) or, when tracing fails, inside nn.Sequential containers.
+        self._graph = None
+        self._folded: Folded | None = None
+        self.trace_failure = ""
+        want_fold = bn == "eval" and not self._buffers
+        if want_fold or self._split_possible():
+            self._graph, self.trace_failure = trace(self.net)
+            if self._graph is None:
+                self._folded = fold_batchnorm(self.net) if want_fold else None
+            else:
+                pairs = fold_graph(self._graph) if want_fold else []
+                self._folded = Folded(self._graph, pairs) if pairs else None
+                if not pairs and not torch_forwards_only(self.net):
+                    # nothing to fold: a forward of the user's own runs as written (with its
+                    # Python side effects) rather than as a trace of it
+                    self._graph, self.trace_failure = None, OWN_FORWARD
 
     def _moved_buffers(
         self, spec: Any, bn: str, device: torch.device
@@ -190,6 +216,7 @@ class Evaluator:
             self.batch_size = max(1, min(n, int(strategy["batch_size"])))
             wanted = bool(strategy["first_layer_split"]) and use_split
             self._split = self._build_split() if wanted else None
+            self.threads = strategy.get("threads")
             return
         if not (self._tune and self.data.resident and n_points >= TUNE_MIN_POINTS):
             self.batch_size = min(n, 1024) if self._tune else self.batch_size
@@ -203,15 +230,21 @@ class Evaluator:
                 probe = np.asarray(self.decoder(coords[None]))[0]
             self.set_point(coords, probe)
 
-        def measure(bs: int, split: bool) -> tuple[float, FirstLayerSplit | None] | None:
-            self.batch_size = bs
+        def setup(candidate: tuple[int, bool]) -> Callable[[], object] | None:
+            self.batch_size, split = candidate
             self._split = self._build_split() if split else None
             if split and self._split is None:
-                return None  # the split does not fit in memory at this size
-            return steady_time(lambda: self._evaluate_current(coords)), self._split
+                return None  # the split does not fit in memory
+            return lambda: self._evaluate_current(coords)
 
-        configs = (True, False) if use_split else (False,)
-        self.batch_size, self._split = fastest(batch_size_candidates(n), configs, measure)
+        sizes = batch_size_candidates(n)
+        candidates = [
+            (bs, split) for split in ((True, False) if use_split else (False,)) for bs in sizes
+        ]
+        chosen = choose(candidates, setup, n_points, reference=(sizes[0], False))
+        setup(chosen)
+        if self.device.type == "cpu":
+            self.threads = choose_threads(lambda: self._evaluate_current(coords), n_points)
 
     def _split_possible(self) -> bool:
         return (
@@ -229,17 +262,25 @@ class Evaluator:
 
     @property
     def strategy(self) -> dict[str, Any]:
-        """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}``."""
-        return {"batch_size": int(self.batch_size), "first_layer_split": self._split is not None}
+        """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}`` and
+        ``"threads"`` when evaluation runs with another number of threads than the process's."""
+        out = {"batch_size": int(self.batch_size), "first_layer_split": self._split is not None}
+        if self.threads is not None:
+            out["threads"] = int(self.threads)  # set for the evaluation only
+        return out
 
     def check_forward(self) -> None:
         """One forward pass at the centre, so a data/model mismatch gets a clear message first."""
         data = self.data
         x, y = next(iter(data.batches(min(data.n_samples, 8), self.device)))
+        with torch.inference_mode(False):
+            x = x.clone()  # a model may write into its input; a normal tensor counts the writes
+        version = x._version
         try:
             with torch.inference_mode():
                 out = self.net(x)
                 self.loss_fn(out, y)
+            self._copy_inputs = x._version != version
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             raise EvaluationError(
                 f"The model or the loss fails on the data before any grid point "
@@ -248,18 +289,46 @@ class Evaluator:
             ) from exc
         check_outputs(out, y, self.loss_name)
 
-    def _build_split(self) -> FirstLayerSplit | None:
+    def _build_split(self) -> FirstLayerSplit | GraphSplit | None:
+        """The first-layer split (built once: its terms serve every batch size)."""
+        if self._built_split:
+            return self._built_split[0]
         assert self.linear is not None
-        net = self._folded.net if self._folded is not None else self.net
-        return FirstLayerSplit.build(
-            net,
-            self.net,
-            self.space,
-            self.linear,
-            self.data,
-            self.batch_size,
-            self.device,
-            self.memory_cap,
+        args = (self.space, self.linear, self.data, self.batch_size, self.device, self.memory_cap)
+        split: FirstLayerSplit | GraphSplit | None
+        if self._graph is not None:
+            split = GraphSplit.build(self._graph, self.net, *args)
+            if split is not None:
+                split.copy_inputs = self.copy_inputs
+        else:
+            net = self._folded.net if self._folded is not None else self.net
+            split = FirstLayerSplit.build(net, self.net, *args)
+        self._built_split.append(split)
+        return split
+
+    @property
+    def copy_inputs(self) -> bool:
+        """Whether the model writes into its input (then every batch is copied before the model
+        sees it, so the cached data stays as given)."""
+        if self._copy_inputs is None:
+            x, _ = next(iter(self.data.batches(min(self.data.n_samples, 8), self.device)))
+            with torch.inference_mode(False):
+                x = x.clone()  # a normal tensor: it counts the writes into it
+            version = x._version
+            try:
+                with torch.inference_mode():
+                    self.net(x)
+                self._copy_inputs = x._version != version
+            except Exception:  # noqa: BLE001 - check_forward reports a failing model
+                self._copy_inputs = False
+        return self._copy_inputs
+
+    @property
+    def fast_paths(self) -> dict[str, Any]:
+        """Which path ran (``"fx"``: the traced graph; ``"generic"``: tracing failed, or no fast
+        path applies) and one sentence saying what it did."""
+        return describe_paths(
+            self._graph is not None, self.trace_failure, self._folded, self._split, self.copy_inputs
         )
 
     @property
@@ -318,6 +387,23 @@ class Evaluator:
         mode: str,
         vmap_size: int,
     ) -> np.ndarray:
+        before = torch.get_num_threads()
+        if self.threads is None or self.threads == before:
+            return self._run_blocks(coords, block, decode, mode, vmap_size)
+        torch.set_num_threads(self.threads)
+        try:
+            return self._run_blocks(coords, block, decode, mode, vmap_size)
+        finally:
+            torch.set_num_threads(before)
+
+    def _run_blocks(
+        self,
+        coords: np.ndarray,
+        block: int,
+        decode: Callable[[int, int], np.ndarray] | None,
+        mode: str,
+        vmap_size: int,
+    ) -> np.ndarray:
         out = np.empty((len(coords), self.reduction.n_columns))
         block = max(1, block)  # no points (an empty shard) is no work, not a zero step
         if mode == "vmap":
@@ -362,9 +448,11 @@ class Evaluator:
                 self._folded.refresh()  # the split's tail may hold folded layers too
                 net = self._folded.net
             if self._split is not None:
-                return self.reduction.point(self._split.batches(coords))
-            batches = ((net, x, y) for x, y in self.data.batches(self.batch_size, self.device))
-            return self.reduction.point(batches)
+                return self.reduction.point(self._split.batches(coords, self.batch_size))
+            data = self.data.batches(self.batch_size, self.device)
+            if self.copy_inputs:
+                return self.reduction.point((net, x.clone(), y) for x, y in data)
+            return self.reduction.point((net, x, y) for x, y in data)
 
     def _evaluate_vmap(self, coords: np.ndarray, decoded: np.ndarray | None, k: int) -> np.ndarray:
         out = np.empty((len(coords), self.reduction.n_columns))

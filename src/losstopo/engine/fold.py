@@ -106,7 +106,8 @@ def is_plain_layer(module: nn.Module) -> bool:
     return not (module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks)
 
 
-def _foldable(layer: nn.Module, bn: nn.Module) -> bool:
+def foldable(layer: nn.Module, bn: nn.Module) -> bool:
+    """Whether eval-mode ``bn`` right after ``layer`` can be folded into it."""
     if not (is_plain_layer(layer) and is_plain_layer(bn)) or type(bn) not in _BN:
         return False
     assert isinstance(bn, _BatchNorm)
@@ -127,7 +128,7 @@ def _rewrite(seq: nn.Sequential, pairs: list[FoldedLayer]) -> nn.Sequential:
     i = 0
     while i < len(mods):
         m = mods[i]
-        if i + 1 < len(mods) and _foldable(m, mods[i + 1]):
+        if i + 1 < len(mods) and foldable(m, mods[i + 1]):
             folded = FoldedLayer(m, mods[i + 1])  # type: ignore[arg-type]
             pairs.append(folded)
             out.append(folded)

@@ -21,7 +21,7 @@ Examples
 >>> linear = LinearTensors(decoder, binding.dtype, binding.device)
 >>> data = EvalData.from_any((torch.randn(5, 3), torch.zeros(5, dtype=torch.long)), "cross_entropy")
 >>> split = FirstLayerSplit.build(binding.net, binding.net, space, linear, data, 5, binding.device)
->>> (fn, h, _), = split.batches(np.array([0.5]))
+>>> (fn, h, _), = split.batches(np.array([0.5]), 5)
 >>> binding.write_linear(linear, np.array([0.5]))
 >>> bool(torch.allclose(fn(h), binding.net(data.inputs)))
 True
@@ -30,7 +30,6 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,18 +44,109 @@ from .fold import is_plain_layer
 LayerFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
+class SplitTerms:
+    """The first layer's terms over the whole data, ``base = W0 x + b0`` and ``term_i = D_i x +
+    db_i`` (``(n_samples, ...)`` each), and the targets; sliced into batches of any size."""
+
+    def __init__(self, base: torch.Tensor, extra: list[torch.Tensor], targets: torch.Tensor):
+        self.base = base
+        self.extra = extra
+        self.targets = targets
+
+    @classmethod
+    def compute(
+        cls,
+        inputs: Iterator[tuple[torch.Tensor, torch.Tensor]],
+        n_samples: int,
+        layer_fn: LayerFn,
+        center: tuple[torch.Tensor, torch.Tensor | None],
+        dirs: list[tuple[torch.Tensor, torch.Tensor | None]],
+        memory_cap: int,
+    ) -> SplitTerms | None:
+        """The terms of ``layer_fn`` over ``inputs`` (batches of the first layer's input and the
+        targets), or ``None`` when they would take more than ``memory_cap`` bytes."""
+        parts: list[list[torch.Tensor]] = [[] for _ in range(1 + len(dirs))]
+        ys = []
+        with torch.inference_mode():
+            for z, y in inputs:
+                outs = [layer_fn(z, *center)] + [layer_fn(z, dw, db) for dw, db in dirs]
+                per_sample = outs[0].element_size() * outs[0][0].numel() * len(outs)
+                if per_sample * n_samples > memory_cap:
+                    return None
+                for part, out in zip(parts, outs, strict=True):
+                    part.append(out)
+                ys.append(y)
+            full = [p[0] if len(p) == 1 else torch.cat(p) for p in parts]
+            targets = ys[0] if len(ys) == 1 else torch.cat(ys)
+        return cls(full[0], full[1:], targets)
+
+    def batches(
+        self, coords: np.ndarray, batch_size: int
+    ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(start, h, targets)`` per batch: ``h`` is a fresh tensor (the tail may overwrite it)."""
+        n = len(self.base)
+        for i in range(0, n, batch_size):
+            h: torch.Tensor | None = None
+            for a, term in zip(coords, self.extra, strict=True):
+                if a != 0.0:
+                    if h is None:
+                        h = torch.add(
+                            self.base[i : i + batch_size], term[i : i + batch_size], alpha=float(a)
+                        )
+                    else:
+                        h.add_(term[i : i + batch_size], alpha=float(a))
+            if h is None:
+                h = self.base[i : i + batch_size].clone()  # never the cache itself
+            yield i, h, self.targets[i : i + batch_size]
+
+
+def affine_parts(
+    layer: nn.Module,
+    named: nn.Module,
+    space: ParameterSpace,
+    linear: LinearTensors,
+) -> (
+    tuple[tuple[torch.Tensor, torch.Tensor | None], list[tuple[torch.Tensor, torch.Tensor | None]]]
+    | None
+):
+    """The weight and bias of ``layer`` at the decoder's centre and along each direction:
+    ``((W0, b0), [(D_i, db_i), ...])``; ``None`` when the weight is not a parameter of the space
+    (``named``: the module whose parameter names ``space`` uses)."""
+    weight, bias = layer.weight, layer.bias
+    assert isinstance(weight, torch.Tensor) and (bias is None or isinstance(bias, torch.Tensor))
+    pname = {id(p): n for n, p in named.named_parameters()}  # names of the original
+    if id(weight) not in pname or (bias is not None and id(bias) not in pname):
+        return None  # e.g. a parametrized weight (weight_norm): computed, not a parameter
+    slices = space.slices()
+    w_name = pname[id(weight)]
+    b_name = pname[id(bias)] if bias is not None else None
+    if w_name not in slices:
+        return None
+    shape_w = weight.shape
+    center_w = linear.center[slices[w_name]].view(shape_w)
+    center_b: torch.Tensor | None = None
+    if bias is not None:
+        center_b = (
+            linear.center[slices[b_name]].view(-1)
+            if b_name in slices
+            else bias.detach().clone()  # bias excluded from the space: stays fixed
+        )
+    dirs = [
+        (
+            linear.components[k][slices[w_name]].view(shape_w),
+            linear.components[k][slices[b_name]].view(-1) if b_name in slices else None,
+        )
+        for k in range(linear.n_components)
+    ]
+    return (center_w, center_b), dirs
+
+
 class FirstLayerSplit:
     """Precomputed first-layer terms ``W0 x + b0`` and ``D_i x + db_i`` for a linear decoder."""
 
-    def __init__(
-        self,
-        layer_fn: LayerFn,
-        tail: nn.Sequential,
-        terms: list[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]],
-    ):
-        self.layer_fn = layer_fn
+    def __init__(self, tail: nn.Sequential, terms: SplitTerms):
         self.tail = tail
-        self.terms = terms  # per batch: (base, [term_i], targets)
+        self.terms = terms
         mods = list(tail)  # not children(): a module used twice must stay twice
         self.relu_first = bool(mods) and type(mods[0]) is nn.ReLU
         self.tail_after_relu = nn.Sequential(*mods[1:]) if self.relu_first else tail
@@ -75,7 +165,8 @@ class FirstLayerSplit:
     ) -> FirstLayerSplit | None:
         """The split of ``net`` (``named``: the module whose parameter names ``space`` uses, the
         same as ``net`` or the network ``net`` was folded from), or ``None`` when it does not
-        apply or its terms would exceed ``memory_cap`` bytes."""
+        apply or its terms would exceed ``memory_cap`` bytes (``batch_size``: the batches the
+        terms are computed in)."""
         if not isinstance(net, nn.Sequential):
             return None
         mods = list(net)
@@ -87,77 +178,29 @@ class FirstLayerSplit:
         layer = mods[first]
         if not is_plain_layer(layer):
             return None  # a subclass with its own forward, hooks or parametrizations
-        layer_fn = _layer_fn(layer)
-        if layer_fn is None:
+        layer_fn = layer_function(layer)
+        parts = affine_parts(layer, named, space, linear)
+        if layer_fn is None or parts is None:
             return None
         prefix = nn.Sequential(*mods[:first])
         tail = nn.Sequential(*mods[first + 1 :])
-        weight, bias = layer.weight, layer.bias
-        assert isinstance(weight, torch.Tensor) and (bias is None or isinstance(bias, torch.Tensor))
-        pname = {id(p): n for n, p in named.named_parameters()}  # names of the original
-        if id(weight) not in pname or (bias is not None and id(bias) not in pname):
-            return None  # e.g. a parametrized weight (weight_norm): computed, not a parameter
-        w_name = pname[id(weight)]
-        b_name = pname[id(bias)] if bias is not None else None
-        slices = space.slices()
-        if w_name not in slices:
-            return None
-        shape_w = weight.shape
-
-        def part(vec: torch.Tensor, name: str | None, shape: Any) -> torch.Tensor | None:
-            if name is None:
-                return None
-            if name in slices:
-                return vec[slices[name]].view(shape)
-            return None
-
-        center_w = linear.center[slices[w_name]].view(shape_w)
-        center_b = part(linear.center, b_name, (shape_w[0],))
-        if center_b is None and bias is not None:
-            center_b = bias.detach().clone()  # bias excluded from the space: stays fixed
-        dirs = [
-            (
-                linear.components[k][slices[w_name]].view(shape_w),
-                part(linear.components[k], b_name, (shape_w[0],)),
-            )
-            for k in range(linear.n_components)
-        ]
-        terms = []
-        nbytes = 0
-        with torch.inference_mode():
-            for x, y in data.batches(batch_size, device):
-                z = prefix(x)
-                base = layer_fn(z, center_w, center_b)
-                extra = [layer_fn(z, dw, db) for dw, db in dirs]
-                nbytes += base.element_size() * base.numel() * (1 + len(extra))
-                if nbytes > memory_cap:
-                    return None
-                terms.append((base, extra, y))
-        return cls(layer_fn, tail, terms)
+        inputs = ((prefix(x), y) for x, y in data.batches(batch_size, device))
+        terms = SplitTerms.compute(inputs, data.n_samples, layer_fn, *parts, memory_cap)
+        return None if terms is None else cls(tail, terms)
 
     def batches(
-        self, coords: np.ndarray
+        self, coords: np.ndarray, batch_size: int
     ) -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor]]:
         """``(rest of the network, first-layer output, targets)`` per batch at ``coords``."""
-        for base, extra, y in self.terms:
-            h: torch.Tensor | None = None
-            for a, term in zip(coords, extra, strict=True):
-                if a != 0.0:
-                    if h is None:
-                        h = torch.add(base, term, alpha=float(a))
-                    else:
-                        h.add_(term, alpha=float(a))
-            if h is None:
-                # the centre: the tail may work in place (ReLU(inplace=True)), never on the cache
-                yield self.tail, base.clone(), y
-            elif self.relu_first:
+        for _, h, y in self.terms.batches(coords, batch_size):
+            if self.relu_first:
                 # h is a private buffer: the tail's leading ReLU can run in place.
                 yield self.tail_after_relu, h.relu_(), y
             else:
                 yield self.tail, h, y
 
 
-def _layer_fn(layer: nn.Module) -> LayerFn | None:
+def layer_function(layer: nn.Module) -> LayerFn | None:
     """The layer's forward as a function of input, weight and bias (Linear and zero-padded Conv)."""
     if type(layer) is nn.Linear:
 

@@ -1,35 +1,58 @@
-"""Choosing the evaluation batch size (and whether to use a fast path) by timing whole points.
+"""Choosing the evaluation batch size (and whether to use the first-layer split) by timing points.
 
-Each configuration is timed in a steady loop (the first pass after a batch-size change is several
-times slower than the next ones and is not timed). For each configuration, batch sizes go from
-large to small, stopping after two in a row slower than that configuration's best; the fastest
-overall wins, and a larger batch wins ties within 2 %.
+Timings are taken on a machine that may be busy with other work, so every choice rests on
+minima of repeated, interleaved measurements (other load only ever adds time, so the minimum of
+several short trials estimates the cost of a configuration itself):
+
+1. *screening*: every candidate ``(batch_size, split)`` evaluates one point twice in a row (the
+   first pass after a change of batch size can be slower), keeping the faster of the two;
+2. *rounds*: the three fastest and the *reference* (the largest batch, no split: what a plain
+   loop does) are measured again in rotating order, round after round, until the rounds or the
+   time budget (a small fraction of the estimated time of the whole grid) run out;
+3. the candidate with the smallest minimum wins; within 2 % of it the reference wins, then the
+   larger batch, so noise never trades the plain configuration for a no better one.
 
 Examples
 --------
 >>> batch_size_candidates(1797)
-[1797, 1024, 512, 256, 128]
+[1797, 1024, 512, 256]
 >>> costs = {(1797, False): 3.0, (1024, False): 1.0, (512, False): 1.01, (256, False): 2.0}
->>> fastest([1797, 1024, 512, 256, 128], [False], lambda bs, c: (costs.get((bs, c), 9.0), c))
+>>> cands = [(b, False) for b in (1797, 1024, 512, 256)]
+>>> choose(cands, lambda c: (lambda: costs[c]), n_points=100, clock=fake_clock(costs))
 (1024, False)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 #: Grids with fewer points than this skip the batch-size measurement (it would cost more than it saves).
 TUNE_MIN_POINTS = 50
 
 #: Batch sizes tried (capped at the number of samples), largest first.
-BATCH_SIZES = (2048, 1024, 512, 256, 128)
+BATCH_SIZES = (2048, 1024, 512, 256)
+
+#: Data sets larger than this are never evaluated in one batch.
+MAX_WHOLE_BATCH = 4096
+
+C = TypeVar("C", bound=Hashable)
 
 
 def batch_size_candidates(n_samples: int) -> list[int]:
     """The batch sizes to time for ``n_samples`` samples, largest first."""
-    return sorted({min(n_samples, b) for b in (n_samples, *BATCH_SIZES)}, reverse=True)
+    whole = (n_samples,) if n_samples <= MAX_WHOLE_BATCH else ()
+    return sorted({min(n_samples, b) for b in (*whole, *BATCH_SIZES)}, reverse=True)
+
+
+def fake_clock(costs: dict[Any, float]) -> Callable[[Callable[[], object]], float]:
+    """A clock for examples and tests: the cost a call returns is its time."""
+
+    def clock(fn: Callable[[], object]) -> float:
+        return float(fn())  # type: ignore[arg-type]
+
+    return clock
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -39,37 +62,84 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def steady_time(fn: Callable[[], object], repeats: int = 3) -> float:
-    """The best of ``repeats`` timed calls after one untimed warm-up call."""
-    fn()  # warm-up, not timed
-    return min(timed(fn) for _ in range(repeats))
+def choose(
+    candidates: Sequence[C],
+    setup: Callable[[C], Callable[[], object] | None],
+    n_points: int,
+    *,
+    reference: C | None = None,
+    budget: float = 0.02,
+    max_rounds: int = 4,
+    finalists: int = 3,
+    clock: Callable[[Callable[[], object]], float] = timed,
+) -> C:
+    """The fastest of ``candidates`` (``reference``: the plain one, default the first).
 
-
-def fastest(
-    candidates: Sequence[int],
-    configs: Sequence[Any],
-    measure: Callable[[int, Any], tuple[float, Any] | None],
-) -> tuple[int, Any]:
-    """The ``(batch_size, state)`` of the fastest configuration.
-
-    ``measure(batch_size, config)`` returns ``(seconds, state)``, or ``None`` when the
-    configuration cannot run at that batch size (then smaller ones are not tried either).
-    The state of the winner is returned with its batch size (``None`` if nothing ran).
+    ``setup(candidate)`` configures the evaluator and returns a function evaluating one point,
+    or ``None`` when the candidate cannot run (e.g. the split does not fit in memory).
+    ``budget``: the fraction of the estimated time of ``n_points`` points the rounds may take.
     """
-    best_time, best_bs, best_state = float("inf"), candidates[0], None
-    for config in configs:
-        config_best, worse = float("inf"), 0
-        for bs in candidates:
-            result = measure(bs, config)
-            if result is None:
-                break  # e.g. the first-layer split does not fit in memory at this size
-            elapsed, state = result
-            if elapsed < config_best * 0.98:
-                config_best, worse = elapsed, 0
-                if elapsed < best_time * 0.98:
-                    best_time, best_bs, best_state = elapsed, bs, state
-            else:
-                worse += 1
-                if worse == 2:
-                    break
-    return best_bs, best_state
+    ref = candidates[0] if reference is None else reference
+    best: dict[C, float] = {}
+    runners: dict[C, Callable[[], object]] = {}
+
+    def pair(c: C) -> None:
+        fn = runners[c]
+        t = min(clock(fn), clock(fn))
+        best[c] = min(best.get(c, float("inf")), t)
+
+    for c in candidates:
+        fn = setup(c)
+        if fn is None:
+            continue
+        runners[c] = fn
+        pair(c)
+    if not best:
+        return ref
+    order = sorted(best, key=best.__getitem__)
+    final = order[:finalists] + ([ref] if ref in best and ref not in order[:finalists] else [])
+    allowed = budget * n_points * min(best.values())
+    spent = 0.0
+    for r in range(max_rounds):
+        if spent > allowed and r >= 1:
+            break
+        rotated = final[r % len(final) :] + final[: r % len(final)]
+        for c in rotated:
+            setup(c)
+            t0 = time.perf_counter()
+            pair(c)
+            spent += time.perf_counter() - t0
+    fastest = min(best.values())
+    close = [c for c in best if best[c] <= fastest * 1.02]
+    if ref in close:
+        return ref
+    return max(close, key=lambda c: (_size(c), -best[c]))
+
+
+def _size(candidate: Any) -> float:
+    """The batch size of a ``(batch_size, ...)`` candidate (larger wins ties)."""
+    if isinstance(candidate, tuple) and candidate and isinstance(candidate[0], (int, float)):
+        return float(candidate[0])
+    return 0.0
+
+
+def choose_threads(run: Callable[[], object], n_points: int) -> int | None:
+    """The number of torch threads to evaluate with: ``None`` (as they are) or 1, whichever
+    evaluates a point (``run``) faster in interleaved trials. On a machine busy with other work,
+    threads wait for each other at every parallel operation, and one thread can be several
+    times faster; on a quiet one, the threads win."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads == 1:
+        return None
+
+    def use(k: int) -> Callable[[], object]:
+        torch.set_num_threads(k)
+        return run
+
+    try:
+        best = choose([threads, 1], use, n_points, reference=threads, finalists=2)
+    finally:
+        torch.set_num_threads(threads)
+    return None if best == threads else best

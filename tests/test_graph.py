@@ -1,0 +1,216 @@
+"""The torch.fx fast paths (losstopo.engine.graph, graph_split) against a plain per-point loop."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from losstopo import Grid, ParameterSpace, PlaneProjector, evaluate, random_directions
+from losstopo.engine.graph import fold_graph, trace
+from losstopo.engine.tuning import choose
+from losstopo.models import resnet20
+
+
+def _randomize_stats(net):
+    g = torch.Generator().manual_seed(3)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(1 + 0.3 * torch.randn(m.num_features, generator=g))
+            m.bias.data.copy_(0.2 * torch.randn(m.num_features, generator=g))
+    return net.eval()
+
+
+def plain_loop(model, proj, grid, x, y):
+    """Each point's parameters loaded into a copy, one forward pass on a fresh copy of the data."""
+    net = copy.deepcopy(model).eval()
+    space = ParameterSpace.from_module(net)
+    out = []
+    for coords in grid.points():
+        vec = torch.as_tensor(proj.inverse_transform(coords[None])[0], dtype=torch.float32)
+        parts = space.unflatten(vec)
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(parts[name])
+            out.append(float(nn.functional.cross_entropy(net(x.clone()), y)))
+    return np.array(out)
+
+
+def _run(model, x, y, ignore="biasbn", resolution=3):
+    proj = PlaneProjector(model, random_directions(model, n_components=2, seed=0, ignore=ignore))
+    grid = Grid.square(resolution=resolution, extent=0.5)
+    snap = {k: v.clone() for k, v in model.state_dict().items()}
+    x_before = x.clone()
+    field = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False, device="cpu")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snap[k]), k  # the user's model is never modified
+    assert torch.equal(x, x_before)  # nor the user's data
+    np.testing.assert_allclose(
+        field.values.ravel(), plain_loop(model, proj, grid, x, y), rtol=2e-5, atol=1e-6
+    )
+    return field
+
+
+@pytest.mark.parametrize("skip", [True, False])
+@pytest.mark.parametrize("ignore", ["biasbn", None])
+def test_resnet20_folded_and_split_equal_the_plain_loop(skip, ignore):
+    torch.manual_seed(0)
+    model = _randomize_stats(resnet20(skip=skip))
+    x, y = torch.randn(6, 3, 8, 8), torch.randint(0, 10, (6,))
+    field = _run(model, x, y, ignore=ignore)
+    paths = field.attrs["fast_paths"]
+    assert paths["path"] == "fx"
+    n_bn = 21 if skip else 19  # the shortcuts' BatchNorms too
+    assert f"{n_bn} BatchNorm(s) folded" in paths["detail"]
+    assert field.attrs["engine"].endswith("+bn-folded")
+    # the split needs the first BatchNorm's scale fixed: directions that move it disable it
+    assert ("first-layer-split" in field.attrs["engine"]) == (ignore == "biasbn")
+
+
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)) + out)
+        return self.fc(out.mean((2, 3)))
+
+
+def _hooked():
+    net = _Block()
+    net.conv2.register_forward_hook(lambda mod, inp, out: out * 2)  # must still run
+    return net
+
+
+def _parametrized():
+    class Scaled(nn.Module):
+        def forward(self, w):
+            return 0.5 * w
+
+    net = _Block()
+    parametrize.register_parametrization(net.conv2, "weight", Scaled())
+    return net
+
+
+class _Untraceable(_Block):
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: torch.fx cannot trace it
+            x = x * 2
+        return super().forward(x)
+
+
+class _WritesInput(_Block):
+    def forward(self, x):
+        x.mul_(2)  # in place, on the data it is given
+        return super().forward(x)
+
+
+@pytest.mark.parametrize(
+    "build, path, folds",
+    [
+        (_Block, "fx", 2),
+        (_hooked, "fx", 1),  # the hooked convolution stays whole, hook included
+        (_parametrized, "fx", 1),  # so does the parametrized one
+        (_Untraceable, "generic", 0),
+        (_WritesInput, "fx", 2),
+    ],
+)
+def test_awkward_models_equal_the_plain_loop(build, path, folds):
+    torch.manual_seed(0)
+    model = _randomize_stats(build())
+    x, y = torch.randn(10, 2, 6, 6), torch.randint(0, 3, (10,))
+    field = _run(model, x, y, ignore=None)
+    paths = field.attrs["fast_paths"]
+    assert paths["path"] == path
+    assert f"{folds} BatchNorm(s) folded" in paths["detail"]
+    if path == "generic":
+        assert "torch.fx cannot trace the model" in paths["detail"]
+    if build is _WritesInput:
+        assert "writes into its input" in paths["detail"]
+
+
+def test_untraceable_and_stateful_models_say_why():
+    assert trace(_Untraceable())[1].startswith("torch.fx cannot trace the model (TraceError")
+
+    class Counting(_Block):
+        def forward(self, x):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().forward(x)
+
+    gm, reason = trace(Counting())
+    assert gm is None and "Counting.forward assigns attributes" in reason
+    hooked = _Block()
+    hooked.register_forward_pre_hook(lambda mod, inp: None)
+    assert trace(hooked) == (None, "the model itself has hooks or parametrizations")
+
+
+def test_fold_keeps_layers_whose_output_is_used_twice():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)
+
+        def forward(self, x):
+            h = self.conv(x)
+            return self.bn(h) + h  # the pre-BatchNorm value is used too
+
+    net = _randomize_stats(Twice())
+    gm, _ = trace(net)
+    assert fold_graph(gm) == []
+    x = torch.randn(2, 1, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), net(x))
+
+
+def test_tuning_survives_noise_and_prefers_the_reference():
+    rng = np.random.default_rng(0)
+    cost = {(1024, False): 1.00, (512, False): 0.90, (256, False): 0.95, (128, False): 1.30}
+
+    def noisy(c):
+        # other load adds time, up to 3x, on half of the calls
+        return lambda: cost[c] * (1 + (rng.random() < 0.5) * 2 * rng.random())
+
+    picks = [choose(list(cost), noisy, n_points=10_000, clock=lambda fn: fn()) for _ in range(20)]
+    assert picks.count((512, False)) >= 18
+    near = {(1024, False): 1.0, (512, False): 0.99}  # within 2 %: the reference stays
+    assert choose(list(near), lambda c: lambda: near[c], 100, clock=lambda fn: fn()) == (
+        1024,
+        False,
+    )
+    # a candidate that cannot run (the split does not fit) is skipped
+    assert choose([(64, True), (64, False)], lambda c: None if c[1] else (lambda: 1.0), 100) == (
+        64,
+        False,
+    )
+
+
+def test_thread_strategy_applies_during_evaluation_only():
+    from losstopo.data import EvalData, resolve_loss
+    from losstopo.engine import Evaluator
+    from losstopo.engine.decoding import as_decoder
+
+    torch.manual_seed(0)
+    model = _randomize_stats(_Block())
+    x, y = torch.randn(10, 2, 6, 6), torch.randint(0, 3, (10,))
+    proj = PlaneProjector(model, random_directions(model, seed=0)).fit()
+    fn, name = resolve_loss("cross_entropy")
+    data = EvalData.from_any((x, y), name)
+    space = ParameterSpace.from_module(model)
+    ev = Evaluator(model, space, as_decoder(proj), data, fn, name, (), torch.device("cpu"))
+    seen = []
+    ev.net.fc.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    ev.prepare(4, strategy={"batch_size": 10, "first_layer_split": False, "threads": other})
+    assert ev.strategy == {"batch_size": 10, "first_layer_split": False, "threads": other}
+    values = ev.evaluate(np.zeros((2, 2)))
+    assert torch.get_num_threads() == before and set(seen) == {other}
+    assert np.isfinite(values).all()
