@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from losstopo import Grid, LossField
+from losstopo import Grid, LossField, TopologyCheck
 from losstopo.cli import main
 from losstopo.jsonable import to_jsonable
 
@@ -205,19 +205,26 @@ def test_demo_end_to_end(tmp_path):
             path = field.paths[name]
             assert field.attrs["projector"]["name"].lower().startswith(kind[:3])
             assert np.all(np.isfinite(field.values)) and field.topology is not None
-            # the last checkpoint's loss on its path: PCA centres the plane on it, the
-            # auto-encoder reconstructs it exactly
-            assert path.loss[-1] == pytest.approx(summary["models"][name]["train_loss"], rel=1e-3)
+            if kind == "pca":  # PCA centres the plane on the last checkpoint
+                last = summary["models"][name]["train_loss"]
+                assert path.loss[-1] == pytest.approx(last, rel=1e-3)
             assert proj[name][kind]["persistent_minima"] >= 1
         assert sum(proj[name]["pca"]["explained_variance_ratio"]) <= 1.0
         fid = proj["fidelity"][name]
         assert set(fid) == {"pca", "kpca", "umap", "autoencoder"}
-        best = min(fid[p]["mean_projection_error"] for p in ("pca", "kpca", "umap"))
-        assert fid["autoencoder"]["mean_projection_error"] < best / 100
+        # between the checkpoints (held out) the auto-encoder's sheet is closer than PCA's plane
+        held = {p: fid[p]["holdout_mean_projection_error"] for p in fid}
+        assert held["autoencoder"] < held["pca"]
+        assert fid["autoencoder"]["mean_projection_error"] < fid["pca"]["mean_projection_error"]
     glob = LossField.load(out / "global_autoencoder.h5")
     assert set(glob.paths) == {"mlp-seed0", "mlp-seed1"}
     assert set(proj["global"]["end_basins"]) == {"mlp-seed0", "mlp-seed1"}
     assert (out / "paraview" / "global_autoencoder" / "landscape.vtm").exists()
+    # both checked pictures: every minimum checked, one separation per merge
+    for checked in (proj["global"]["verify"], summary["models"]["mlp"]["verify"]):
+        assert checked["separations"] == checked["minima"] - 1
+        assert 0 <= checked["artifact_minima"] < checked["minima"]
+    assert TopologyCheck.from_summary(glob.topology) is not None
     for name in ("mlp", "cnn", "global"):
         assert (out / f"fidelity_{name}.csv").exists() and (out / f"fidelity_{name}.png").exists()
     cnn = summary["models"]["cnn"]

@@ -260,6 +260,7 @@ def _acceptance(traj, model, data, loss):
     projs = default_projectors(2, random_state=0)
     projs["umap"].n_neighbors = 8
     projs["autoencoder"].max_epochs = 1500
+    projs["autoencoder"].exact = True  # the acceptance of exact reconstruction (not the default)
     reps = {
         name: fidelity(
             model, data, loss, p, traj, holdout=True if name in ("pca", "autoencoder") else None

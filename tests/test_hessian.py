@@ -10,6 +10,7 @@ from torch.func import functional_call
 from losstopo import (
     Grid,
     HessianProjector,
+    LossField,
     ParameterSpace,
     PlaneProjector,
     analyze,
@@ -262,5 +263,7 @@ def test_embedding_only_projector_cannot_be_checked():
 
     with pytest.raises(InvalidTypeError, match="cannot decode"):
         check_critical_points(model, data, "cross_entropy", field, projector=EmbedOnly())
+    bare = LossField(field.values, field.grid)  # a field that carries no projector
     with pytest.raises(InvalidParameterError, match="projector="):
-        check_critical_points(model, data, "cross_entropy", field)
+        check_critical_points(model, data, "cross_entropy", bare)
+    assert len(check_critical_points(model, data, "cross_entropy", field, steps=3)) >= 1

@@ -115,7 +115,7 @@ class AutoEncoderProjector(Projector):
     def __init__(
         self,
         n_components: int = 2,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int] = (64, 64),
         basis: str = "auto",
         anchors: Any = None,
         anchor_weight: float = 1.0,
@@ -382,8 +382,9 @@ class AutoEncoderProjector(Projector):
 
             opt.step(closure)
             with torch.no_grad():
-                e1 = ((self._decode_t(z) - target) ** 2).sum(1)
-                z0 = torch.where((e1 < e0)[:, None], z.detach(), z0)
+                z1 = z.detach().clamp(-1.0, 1.0)  # the latent box is the decoder's domain
+                e1 = ((self._decode_t(z1) - target) ** 2).sum(1)
+                z0 = torch.where((e1 < e0)[:, None], z1, z0)
         return z0.cpu().numpy()
 
     def inverse_transform(self, coords: Any) -> np.ndarray:
