@@ -10,24 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError
 from ..topology import TopologySummary
-from ..topology.smad import mean_elder_persistence, smad
+from ..topology.smad import mean_elder_persistence, require_join_tree, smad
 
 __all__ = ["basin_metrics", "centre_index", "mean_elder_persistence", "smad"]
-
-
-def _join_tree(summary: TopologySummary, func: str) -> Any:
-    if not isinstance(summary, TopologySummary):
-        raise InvalidParameterError(
-            f"{func} needs a TopologySummary (from losstopo.analyze); got {type(summary).__name__}."
-        )
-    if summary.join_tree is None:
-        raise InvalidParameterError(
-            f"{func} needs the summary's join tree, which a summary written by losstopo 0.1 does "
-            "not store; analyse the field again with losstopo.analyze."
-        )
-    return summary.join_tree
 
 
 def centre_index(summary: TopologySummary, axes: Any = None) -> int:
@@ -70,7 +56,7 @@ def basin_metrics(
     >>> m["n_minima"], m["centre_depth"], m["centre_size"]
     (1.0, 2.0, 1.0)
     """
-    tree = _join_tree(summary, "basin_metrics")
+    tree = require_join_tree(summary, "basin_metrics")
     centre = centre_index(summary, axes)
     label = int(np.asarray(tree.branch_segmentation).ravel()[centre])
     minimum = int(tree.pair_index[label, 0])

@@ -35,10 +35,11 @@ import numpy as np
 from ..errors import InvalidParameterError
 from .summary import TopologySummary
 
-__all__ = ["mean_elder_persistence", "smad"]
+__all__ = ["mean_elder_persistence", "require_join_tree", "smad"]
 
 
-def _join_tree(summary: TopologySummary, func: str) -> Any:
+def require_join_tree(summary: TopologySummary, func: str) -> Any:
+    """The summary's join tree; one sentence naming ``func`` when there is none."""
     if not isinstance(summary, TopologySummary):
         raise InvalidParameterError(
             f"{func} needs a TopologySummary (from losstopo.analyze); got {type(summary).__name__}."
@@ -54,7 +55,7 @@ def _join_tree(summary: TopologySummary, func: str) -> Any:
 def _minimum_gaps(summary: TopologySummary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per leaf of the join tree: its flat index, its gap to the node above, whether that node
     branches (a saddle rather than the root)."""
-    tree = _join_tree(summary, "smad")
+    tree = require_join_tree(summary, "smad")
     values = _values(summary)
     leaves = np.asarray(tree.extrema, dtype=np.int64)
     arcs = np.asarray(tree.arcs, dtype=np.int64).reshape(-1, 2)
@@ -68,7 +69,7 @@ def _minimum_gaps(summary: TopologySummary) -> tuple[np.ndarray, np.ndarray, np.
 
 def _values(summary: TopologySummary) -> np.ndarray:
     """The field's values at every vertex, as the summary's critical points and tree know them."""
-    tree = _join_tree(summary, "smad")
+    tree = require_join_tree(summary, "smad")
     values = np.full(int(np.prod(summary.shape)), np.nan)
     values[tree.pair_index[:, 0]] = tree.pairs[:, 0]
     sad = tree.pair_index[:, 1] >= 0
