@@ -26,17 +26,13 @@ import h5py
 from ..jsonable import to_jsonable
 from ..projectors.state import ProjectorState
 
-#: Arrays larger than this many elements are written gzip-compressed.
-COMPRESS_ABOVE = 1 << 16
-
 
 def write_projector_group(g: h5py.Group, state: ProjectorState) -> None:
     """Write ``state`` into the empty group ``g``."""
     g.attrs["class"] = state.cls
     g.attrs["meta_json"] = json.dumps(to_jsonable(state.meta))
-    for name, arr in state.arrays.items():
-        big = arr.size > COMPRESS_ABOVE
-        g.create_dataset(name, data=arr, compression="gzip" if big else None)
+    for name, arr in state.arrays.items():  # uncompressed: a store rewrites them at every flush,
+        g.create_dataset(name, data=arr)  # and trained weights and directions hardly compress
 
 
 def read_projector_group(g: h5py.Group) -> ProjectorState:
