@@ -214,3 +214,74 @@ def test_thread_strategy_applies_during_evaluation_only():
     values = ev.evaluate(np.zeros((2, 2)))
     assert torch.get_num_threads() == before and set(seen) == {other}
     assert np.isfinite(values).all()
+
+
+class _SharedConv(nn.Module):
+    """A plain convolution (no BatchNorm) called twice, a hooked one, a residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.hooked = nn.Conv2d(3, 4, 1)
+        self.hooked.register_forward_hook(lambda m, i, o: o * 1.0)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)) + x
+        h = torch.relu(self.conv(h))
+        return self.fc(self.hooked(h).mean((2, 3)))
+
+
+def _evaluator(model, x, y, ignore="biasbn"):
+    from losstopo.data import EvalData, resolve_loss
+    from losstopo.engine import Evaluator
+    from losstopo.engine.decoding import as_decoder
+
+    proj = PlaneProjector(model, random_directions(model, seed=0, ignore=ignore)).fit()
+    fn, name = resolve_loss("cross_entropy")
+    data = EvalData.from_any((x, y), name)
+    space = ParameterSpace.from_module(model)
+    ev = Evaluator(model, space, as_decoder(proj), data, fn, name, (), torch.device("cpu"))
+    ev.check_forward()
+    return ev, proj
+
+
+@pytest.mark.parametrize("build", ["resnet20", "resnet20-noskip", "shared"])
+@pytest.mark.parametrize("split", [False, True])
+def test_channels_last_layout_equals_the_plain_loop(build, split):
+    torch.manual_seed(0)
+    if build == "shared":
+        model, x = _SharedConv().eval(), torch.randn(6, 3, 7, 7)
+    else:
+        model, x = _randomize_stats(resnet20(skip=build == "resnet20")), torch.randn(6, 3, 8, 8)
+    y = torch.randint(0, 5, (6,))
+    snap = {k: v.clone() for k, v in model.state_dict().items()}
+    ev, proj = _evaluator(model, x, y)
+    strategy = {"batch_size": 4, "first_layer_split": split, "channels_last": True}
+    ev.prepare(9, strategy=strategy)
+    assert ev.strategy == strategy
+    assert "convolutions channels-last" in ev.fast_paths["detail"]
+    assert ev.engine_name.endswith("+channels-last")
+    grid = Grid.square(resolution=3, extent=0.5)
+    values = ev.evaluate(grid.points())[:, 0]
+    np.testing.assert_allclose(values, plain_loop(model, proj, grid, x, y), rtol=2e-5, atol=1e-6)
+    # back to the default layout: the same values as a fresh evaluator's, bit for bit
+    ev.prepare(9, strategy={"batch_size": 4, "first_layer_split": split})
+    fresh, _ = _evaluator(model, x, y)
+    fresh.prepare(9, strategy={"batch_size": 4, "first_layer_split": split})
+    np.testing.assert_array_equal(ev.evaluate(grid.points()), fresh.evaluate(grid.points()))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snap[k]), k  # the user's model is never modified
+
+
+def test_layout_leaves_hooked_and_1d_convolutions_alone():
+    from losstopo.engine.layout import LayoutConv, wrap_convolutions
+
+    net = nn.Sequential(nn.Conv1d(2, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
+    gm, _ = trace(net)
+    assert wrap_convolutions(gm) == []
+    gm, _ = trace(_SharedConv().eval())
+    wrappers = wrap_convolutions(gm)
+    assert len(wrappers) == 1 and isinstance(wrappers[0], LayoutConv)  # one, for both calls
+    calls = [n.target for n in gm.graph.nodes if n.op == "call_module"]
+    assert calls.count("losstopo_layout_0") == 2 and "hooked" in calls

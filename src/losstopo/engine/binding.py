@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InvalidTypeError
+from ..errors import InvalidParameterError, InvalidTypeError
 from ..space import ParameterSpace
 
 
@@ -48,6 +48,7 @@ class LinearTensors:
         self.components = torch.as_tensor(
             np.asarray(decoder.components), dtype=dtype, device=device
         )
+        self.rows = list(self.components)  # one view per direction, made once
 
     @property
     def n_components(self) -> int:
@@ -87,16 +88,41 @@ class Binding:
     def write_linear(self, linear: LinearTensors, coords: np.ndarray) -> None:
         """``center + sum_i coords_i components_i`` into the buffer, fresh from the centre."""
         fresh = True  # the first term writes center + a d straight into the buffer
-        for k, a in enumerate(coords):
+        for a, row in zip(np.asarray(coords, dtype=np.float64).tolist(), linear.rows, strict=True):
             if a != 0.0:
                 if fresh:
-                    torch.add(linear.center, linear.components[k], alpha=float(a), out=self.flat)
+                    torch.add(linear.center, row, alpha=a, out=self.flat)
                     fresh = False
                 else:
-                    self.flat.add_(linear.components[k], alpha=float(a))
+                    self.flat.add_(row, alpha=a)
         if fresh:
             self.flat.copy_(linear.center)
 
     def write(self, vector: np.ndarray | torch.Tensor) -> None:
         """A flat parameter vector into the buffer."""
         self.flat.copy_(torch.as_tensor(vector, dtype=self.dtype))
+
+
+def moved_buffers(
+    net: nn.Module, spec: Any, bn: str, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(buffer, centre, components)`` of each buffer of ``net`` a states plane moves
+    (``spec``: the decoder's ``buffers``, ``(names, centre, components)``, or ``None``)."""
+    if spec is None:
+        return []
+    if bn == "recompute":
+        raise InvalidParameterError(
+            "These directions move the BatchNorm running statistics (dir_type='states'), "
+            "which bn='recompute' would re-estimate; use bn='eval' with them."
+        )
+    names, center, comps = spec
+    own = dict(net.named_buffers())
+    out, start = [], 0
+    for name in names:
+        buf = own[name]
+        n = buf.numel()
+        c = torch.as_tensor(center[start : start + n], dtype=buf.dtype, device=device)
+        d = torch.as_tensor(comps[:, start : start + n], dtype=buf.dtype, device=device)
+        out.append((buf, c.view(buf.shape), d.view(-1, *buf.shape)))
+        start += n
+    return out

@@ -43,7 +43,7 @@ import torch
 from ..data import EvalData, LossFn, check_outputs
 from ..errors import EvaluationError, InvalidParameterError
 from ..space import ParameterSpace
-from .binding import Binding, LinearTensors, is_linear_decoder
+from .binding import Binding, LinearTensors, is_linear_decoder, moved_buffers
 from .fold import (
     Folded,
     batchnorm_modules,
@@ -51,8 +51,9 @@ from .fold import (
     has_batch_statistics,
     recompute_batchnorm,
 )
-from .graph import OWN_FORWARD, fold_graph, torch_forwards_only, trace
+from .graph import OWN_FORWARD, fold_graph, relu_in_place, torch_forwards_only, trace
 from .graph_split import GraphSplit, describe_paths
+from .layout import Layout, wrap_convolutions
 from .metrics import Reduction, metrics_by_name
 from .split import FirstLayerSplit
 from .tuning import TUNE_MIN_POINTS, batch_size_candidates, choose, choose_threads
@@ -137,7 +138,7 @@ class Evaluator:
             LinearTensors(decoder, self.dtype, device) if is_linear_decoder(decoder) else None
         )
         # dir_type="states" planes move floating-point buffers (BatchNorm statistics) too
-        self._buffers = self._moved_buffers(getattr(decoder, "buffers", None), bn, device)
+        self._buffers = moved_buffers(self.net, getattr(decoder, "buffers", None), bn, device)
         if self.linear is not None:
             self.n_components = self.linear.n_components
         else:
@@ -158,6 +159,7 @@ class Evaluator:
         # traced graph (torch.fx) or, when tracing fails, inside nn.Sequential containers.
         self._graph = None
         self._folded: Folded | None = None
+        self._layout: Layout | None = None  # the convolutions' memory layout (traced graphs)
         self.trace_failure = ""
         want_fold = bn == "eval" and not self._buffers
         if want_fold or self._split_possible():
@@ -167,33 +169,14 @@ class Evaluator:
             else:
                 pairs = fold_graph(self._graph) if want_fold else []
                 self._folded = Folded(self._graph, pairs) if pairs else None
-                if not pairs and not torch_forwards_only(self.net):
-                    # nothing to fold: a forward of the user's own runs as written (with its
+                layout = Layout(pairs, wrap_convolutions(self._graph))
+                self._layout = layout if layout.convolutions else None
+                if not pairs and self._layout is None and not torch_forwards_only(self.net):
+                    # nothing to rewrite: a forward of the user's own runs as written (with its
                     # Python side effects) rather than as a trace of it
                     self._graph, self.trace_failure = None, OWN_FORWARD
-
-    def _moved_buffers(
-        self, spec: Any, bn: str, device: torch.device
-    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """``(buffer, centre, components)`` of each buffer a states plane moves."""
-        if spec is None:
-            return []
-        if bn == "recompute":
-            raise InvalidParameterError(
-                "These directions move the BatchNorm running statistics (dir_type='states'), "
-                "which bn='recompute' would re-estimate; use bn='eval' with them."
-            )
-        names, center, comps = spec
-        own = dict(self.net.named_buffers())
-        out, start = [], 0
-        for name in names:
-            buf = own[name]
-            n = buf.numel()
-            c = torch.as_tensor(center[start : start + n], dtype=buf.dtype, device=device)
-            d = torch.as_tensor(comps[:, start : start + n], dtype=buf.dtype, device=device)
-            out.append((buf, c.view(buf.shape), d.view(-1, *buf.shape)))
-            start += n
-        return out
+                else:
+                    relu_in_place(self._graph)
 
     # ------------------------------------------------------------------ setup
     def prepare(
@@ -216,6 +199,7 @@ class Evaluator:
             self.batch_size = max(1, min(n, int(strategy["batch_size"])))
             wanted = bool(strategy["first_layer_split"]) and use_split
             self._split = self._build_split() if wanted else None
+            self._set_layout(bool(strategy.get("channels_last", False)))
             self.threads = strategy.get("threads")
             return
         if not (self._tune and self.data.resident and n_points >= TUNE_MIN_POINTS):
@@ -230,21 +214,29 @@ class Evaluator:
                 probe = np.asarray(self.decoder(coords[None]))[0]
             self.set_point(coords, probe)
 
-        def setup(candidate: tuple[int, bool]) -> Callable[[], object] | None:
-            self.batch_size, split = candidate
+        def setup(candidate: tuple[int, bool, bool]) -> Callable[[], object] | None:
+            self.batch_size, split, channels_last = candidate
             self._split = self._build_split() if split else None
             if split and self._split is None:
                 return None  # the split does not fit in memory
+            self._set_layout(channels_last)
             return lambda: self._evaluate_current(coords)
 
         sizes = batch_size_candidates(n)
         candidates = [
-            (bs, split) for split in ((True, False) if use_split else (False,)) for bs in sizes
+            (bs, split, layout)
+            for layout in ((False, True) if self._layout is not None else (False,))
+            for split in ((True, False) if use_split else (False,))
+            for bs in sizes
         ]
-        chosen = choose(candidates, setup, n_points, reference=(sizes[0], False))
+        chosen = choose(candidates, setup, n_points, reference=(sizes[0], False, False))
         setup(chosen)
         if self.device.type == "cpu":
             self.threads = choose_threads(lambda: self._evaluate_current(coords), n_points)
+
+    def _set_layout(self, channels_last: bool) -> None:
+        if self._layout is not None:
+            self._layout.set(channels_last)
 
     def _split_possible(self) -> bool:
         return (
@@ -262,9 +254,12 @@ class Evaluator:
 
     @property
     def strategy(self) -> dict[str, Any]:
-        """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}`` and
-        ``"threads"`` when evaluation runs with another number of threads than the process's."""
+        """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}``,
+        ``"channels_last": True`` when the convolutions run channels-last, and ``"threads"``
+        when evaluation runs with another number of threads than the process's."""
         out = {"batch_size": int(self.batch_size), "first_layer_split": self._split is not None}
+        if self._layout is not None and self._layout.channels_last:
+            out["channels_last"] = True  # the convolutions' weights, channels-last
         if self.threads is not None:
             out["threads"] = int(self.threads)  # set for the evaluation only
         return out
@@ -328,13 +323,19 @@ class Evaluator:
         """Which path ran (``"fx"``: the traced graph; ``"generic"``: tracing failed, or no fast
         path applies) and one sentence saying what it did."""
         return describe_paths(
-            self._graph is not None, self.trace_failure, self._folded, self._split, self.copy_inputs
+            self._graph is not None,
+            self.trace_failure,
+            self._folded,
+            self._split,
+            self.copy_inputs,
+            self._layout.channels_last if self._layout is not None else False,
         )
 
     @property
     def engine_name(self) -> str:
         name = "sequential+first-layer-split" if self._split is not None else "sequential"
-        return name + ("+bn-folded" if self._folded is not None else "")
+        name += "+bn-folded" if self._folded is not None else ""
+        return name + ("+channels-last" if self._layout and self._layout.channels_last else "")
 
     # ------------------------------------------------------------------ points
     def set_point(self, coords: np.ndarray, decoded: np.ndarray | None = None) -> None:
@@ -443,10 +444,12 @@ class Evaluator:
 
     def _evaluate_current(self, coords: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            net = self.net
             if self._folded is not None:
                 self._folded.refresh()  # the split's tail may hold folded layers too
-                net = self._folded.net
+            if self._layout is not None:
+                self._layout.refresh()
+            net = self._folded.net if self._folded is not None else self.net
+            net = self._graph if self._graph is not None else net
             if self._split is not None:
                 return self.reduction.point(self._split.batches(coords, self.batch_size))
             data = self.data.batches(self.batch_size, self.device)

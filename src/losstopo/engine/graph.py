@@ -50,7 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from .fold import FoldedLayer, foldable
+from .fold import FoldedLayer, foldable, is_plain_layer
+from .layout import LayoutConv
 
 #: ``torch.relu`` and its aliases, as they appear in traced graphs.
 RELU_FUNCTIONS = (torch.relu, F.relu)
@@ -181,8 +182,9 @@ def _fresh(gm: fx.GraphModule, node: Any, fresh_inputs: tuple[fx.Node, ...]) -> 
         return False
     if node in fresh_inputs:
         return True
-    if isinstance(_module(gm, node), FoldedLayer):
-        return True
+    mod = _module(gm, node)
+    if isinstance(mod, (FoldedLayer, LayoutConv)) or (mod is not None and is_plain_layer(mod)):
+        return True  # a layer's output: a new tensor
     return (
         node.op == "call_function"
         and node.target in (operator.add, torch.add)

@@ -55,6 +55,7 @@ from ..space import ParameterSpace
 from .binding import LinearTensors
 from .fold import Folded, FoldedLayer, is_plain_layer
 from .graph import has_hooks, is_in_place, relu_in_place
+from .layout import LayoutConv
 from .split import SplitTerms, affine_parts, layer_function
 
 Parts = tuple[
@@ -137,6 +138,7 @@ class GraphSplit:
         self.inputs = inputs  # the data the tail reads besides h (None: it reads only h)
         self.layer = layer
         self.copy_inputs = False
+        self._tail_alone = partial(tail, None)
 
     @classmethod
     def build(
@@ -161,6 +163,8 @@ class GraphSplit:
             return None
         assert isinstance(node.target, str)
         mod = gm.get_submodule(node.target)
+        if isinstance(mod, LayoutConv):
+            mod = mod.layer  # the split computes the layer's terms once, in any layout
         parts: Parts | None
         if isinstance(mod, FoldedLayer):
             layer_fn = layer_function(mod.layer)
@@ -192,7 +196,7 @@ class GraphSplit:
         """``(tail with this batch's input, first-layer output, targets)`` per batch."""
         for i, h, y in self.terms.batches(coords, batch_size):
             if self.inputs is None:
-                yield partial(self.tail, None), h, y
+                yield self._tail_alone, h, y
                 continue
             x = self.inputs[i : i + batch_size]
             yield partial(self.tail, x.clone() if self.copy_inputs else x), h, y
@@ -231,13 +235,20 @@ def _tail(gm: fx.GraphModule, x: fx.Node, layer: fx.Node) -> tuple[fx.GraphModul
 
 
 def describe_paths(
-    traced: bool, failure: str, folded: Folded | None, split: object, copies_inputs: bool
+    traced: bool,
+    failure: str,
+    folded: Folded | None,
+    split: object,
+    copies_inputs: bool,
+    channels_last: bool = False,
 ) -> dict[str, str]:
     """``{"path": "fx" | "generic", "detail": one sentence}``: which fast paths ran, and why the
     generic path did when it did (``failure``: why tracing failed, empty if not tried)."""
     folds = len(folded.pairs) if folded is not None else 0
     where = f" at '{split.layer}'" if isinstance(split, GraphSplit) else ""
     did = f"{folds} BatchNorm(s) folded, first-layer split {'on' + where if split else 'off'}"
+    if channels_last:
+        did += ", convolutions channels-last"
     if copies_inputs:
         did += "; the model writes into its input, so each batch is copied first"
     if traced:

@@ -85,19 +85,21 @@ class SplitTerms:
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """``(start, h, targets)`` per batch: ``h`` is a fresh tensor (the tail may overwrite it)."""
         n = len(self.base)
+        weights = np.asarray(coords, dtype=np.float64).tolist()
         for i in range(0, n, batch_size):
+            whole = i == 0 and batch_size >= n  # no slicing: one batch of all the data
+            base = self.base if whole else self.base[i : i + batch_size]
             h: torch.Tensor | None = None
-            for a, term in zip(coords, self.extra, strict=True):
+            for a, term in zip(weights, self.extra, strict=True):
                 if a != 0.0:
+                    part = term if whole else term[i : i + batch_size]
                     if h is None:
-                        h = torch.add(
-                            self.base[i : i + batch_size], term[i : i + batch_size], alpha=float(a)
-                        )
+                        h = torch.add(base, part, alpha=a)
                     else:
-                        h.add_(term[i : i + batch_size], alpha=float(a))
+                        h.add_(part, alpha=a)
             if h is None:
-                h = self.base[i : i + batch_size].clone()  # never the cache itself
-            yield i, h, self.targets[i : i + batch_size]
+                h = base.clone()  # never the cache itself
+            yield i, h, self.targets if whole else self.targets[i : i + batch_size]
 
 
 def affine_parts(

@@ -4,11 +4,13 @@ Timings are taken on a machine that may be busy with other work, so every choice
 minima of repeated, interleaved measurements (other load only ever adds time, so the minimum of
 several short trials estimates the cost of a configuration itself):
 
-1. *screening*: every candidate ``(batch_size, split)`` evaluates one point twice in a row (the
-   first pass after a change of batch size can be slower), keeping the faster of the two;
+1. *screening*: every candidate (e.g. ``(batch_size, split, channels_last)``) evaluates one
+   point, twice in a row when a point takes under :data:`SCREEN_TWICE_BELOW` seconds (the first
+   pass after a change of batch size can be slower), keeping the faster;
 2. *rounds*: the three fastest and the *reference* (the largest batch, no split: what a plain
    loop does) are measured again in rotating order, round after round, until the rounds or the
-   time budget (a small fraction of the estimated time of the whole grid) run out;
+   time budget run out (1 % of the estimated time of the whole grid, screening included: on a
+   small grid of slow points, the screening alone);
 3. the candidate with the smallest minimum wins; within 2 % of it the reference wins, then the
    larger batch, so noise never trades the plain configuration for a no better one.
 
@@ -36,6 +38,9 @@ BATCH_SIZES = (2048, 1024, 512, 256)
 
 #: Data sets larger than this are never evaluated in one batch.
 MAX_WHOLE_BATCH = 4096
+
+#: Points faster than this (seconds) are timed twice when screening; slower ones once.
+SCREEN_TWICE_BELOW = 0.01
 
 C = TypeVar("C", bound=Hashable)
 
@@ -68,7 +73,7 @@ def choose(
     n_points: int,
     *,
     reference: C | None = None,
-    budget: float = 0.02,
+    budget: float = 0.01,
     max_rounds: int = 4,
     finalists: int = 3,
     clock: Callable[[Callable[[], object]], float] = timed,
@@ -77,37 +82,42 @@ def choose(
 
     ``setup(candidate)`` configures the evaluator and returns a function evaluating one point,
     or ``None`` when the candidate cannot run (e.g. the split does not fit in memory).
-    ``budget``: the fraction of the estimated time of ``n_points`` points the rounds may take.
+    ``budget``: the fraction of the estimated time of ``n_points`` points tuning may take.
     """
     ref = candidates[0] if reference is None else reference
     best: dict[C, float] = {}
     runners: dict[C, Callable[[], object]] = {}
 
-    def pair(c: C) -> None:
+    def pair(c: C, twice: bool) -> None:
         fn = runners[c]
-        t = min(clock(fn), clock(fn))
+        t = clock(fn)
+        if twice:
+            t = min(t, clock(fn))
         best[c] = min(best.get(c, float("inf")), t)
 
+    started = time.perf_counter()
     for c in candidates:
         fn = setup(c)
         if fn is None:
             continue
         runners[c] = fn
-        pair(c)
+        pair(c, twice=False)
+        if best[c] < SCREEN_TWICE_BELOW:
+            pair(c, twice=False)
     if not best:
         return ref
     order = sorted(best, key=best.__getitem__)
     final = order[:finalists] + ([ref] if ref in best and ref not in order[:finalists] else [])
     allowed = budget * n_points * min(best.values())
-    spent = 0.0
+    spent = time.perf_counter() - started
     for r in range(max_rounds):
-        if spent > allowed and r >= 1:
+        if spent > allowed:
             break
         rotated = final[r % len(final) :] + final[: r % len(final)]
         for c in rotated:
             setup(c)
             t0 = time.perf_counter()
-            pair(c)
+            pair(c, twice=True)
             spent += time.perf_counter() - t0
     fastest = min(best.values())
     close = [c for c in best if best[c] <= fastest * 1.02]
