@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -400,6 +401,8 @@ def main() -> None:
     parser.add_argument("--light-res", type=int, default=0, help="grid of mlp/cnn (0: 41/21)")
     parser.add_argument("--resnet-res", type=int, default=0, help="grid of the ResNets (0: 21)")
     args = parser.parse_args()
+    # a killed run still stops its busy process (the finally clauses run on SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     args.busy = [w for w in args.busy.split(",") if w]
     torch.set_num_threads(args.threads)
     print(

@@ -285,3 +285,17 @@ def test_layout_leaves_hooked_and_1d_convolutions_alone():
     assert len(wrappers) == 1 and isinstance(wrappers[0], LayoutConv)  # one, for both calls
     calls = [n.target for n in gm.graph.nodes if n.op == "call_module"]
     assert calls.count("losstopo_layout_0") == 2 and "hooked" in calls
+
+
+def test_vmap_copies_the_data_of_a_model_writing_into_its_input():
+    torch.manual_seed(0)
+    model = _randomize_stats(_WritesInput())
+    x, y = torch.randn(10, 2, 6, 6), torch.randint(0, 3, (10,))
+    proj = PlaneProjector(model, random_directions(model, n_components=2, seed=0))
+    grid = Grid.square(resolution=3, extent=0.5)
+    x_before = x.clone()
+    field = evaluate(model, (x, y), "cross_entropy", proj, grid, mode="vmap", progress=False)
+    assert torch.equal(x, x_before)
+    np.testing.assert_allclose(
+        field.values.ravel(), plain_loop(model, proj, grid, x, y), rtol=2e-5, atol=1e-6
+    )

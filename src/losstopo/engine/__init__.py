@@ -9,7 +9,8 @@ One job per module:
 - :mod:`.graph`: the model traced with ``torch.fx``; BatchNorm folded anywhere in the graph
   (residual blocks included); models that cannot be traced keep the generic path.
 - :mod:`.graph_split`: the first-layer split on the traced graph's first affine layer.
-- :mod:`.tuning`: batch size and fast path chosen from minima of interleaved timed points.
+- :mod:`.layout`: the traced graph's 2D convolutions run with channels-last weights (a choice).
+- :mod:`.tuning`: batch size, fast path and layout chosen from minima of interleaved timed points.
 - :mod:`.vmap`: ``k`` points per call through ``torch.func`` (for GPUs).
 - :mod:`.metrics`: the registry of metrics and the loss/metric sums of one point.
 - :mod:`.evaluator`: :class:`Evaluator`, tying them together.
@@ -39,6 +40,7 @@ from .fold import (
 )
 from .graph import fold_graph, trace
 from .graph_split import GraphSplit
+from .layout import Layout, LayoutConv, wrap_convolutions
 from .metrics import METRICS, Metric, metrics_by_name, register_metric
 from .split import FirstLayerSplit
 from .tuning import TUNE_MIN_POINTS
@@ -53,6 +55,8 @@ __all__ = [
     "Folded",
     "FoldedLayer",
     "GraphSplit",
+    "Layout",
+    "LayoutConv",
     "Metric",
     "batchnorm_policy",
     "PointFailure",
@@ -66,4 +70,5 @@ __all__ = [
     "register_metric",
     "resolve_device",
     "trace",
+    "wrap_convolutions",
 ]

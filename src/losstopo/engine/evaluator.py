@@ -1,9 +1,10 @@
 """The per-point evaluator behind :func:`losstopo.evaluate` and :func:`losstopo.evaluate_points`.
 
 It ties the parts of the engine together: the private flat-buffer copy of the model
-(:mod:`.binding`), BatchNorm folding and re-estimation (:mod:`.fold`), the first-layer split
-(:mod:`.split`), batch-size tuning (:mod:`.tuning`), ``vmap`` (:mod:`.vmap`) and the loss and
-metric sums (:mod:`.metrics`).
+(:mod:`.binding`), BatchNorm folding and re-estimation (:mod:`.fold`, :mod:`.graph`), the
+first-layer split (:mod:`.split`, :mod:`.graph_split`), the convolutions' layout
+(:mod:`.layout`), the choice among them by timing (:mod:`.tuning`), ``vmap`` (:mod:`.vmap`) and
+the loss and metric sums (:mod:`.metrics`).
 
 Points are given as latent coordinates decoded by a *decoder* (a linear one, with ``center`` and
 ``components``, or any callable ``coords (m, d) -> params (m, n_params)``), or directly as flat
@@ -477,6 +478,7 @@ class Evaluator:
                     self.batch_size,
                     self.device,
                     self.reduction,
+                    self.copy_inputs,
                 )
             except Exception as exc:  # noqa: BLE001
                 raise PointFailure(start, exc, out[:start].copy()) from exc

@@ -92,6 +92,16 @@ class Folded:
             pair.refresh()
 
 
+def has_hooks(module: nn.Module) -> bool:
+    """Whether ``module`` has forward (pre-)hooks or parametrizations of its own."""
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or getattr(module, "_forward_hooks_with_kwargs", None)
+        or getattr(module, "parametrizations", None)
+    )
+
+
 def is_plain_layer(module: nn.Module) -> bool:
     """Exactly ``nn.Linear``/``nn.ConvNd``/``nn.BatchNormNd``: no subclass ``forward``, no hooks,
     no parametrization, so its output can be computed from its weights directly."""

@@ -50,21 +50,11 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from .fold import FoldedLayer, foldable, is_plain_layer
+from .fold import FoldedLayer, foldable, has_hooks, is_plain_layer
 from .layout import LayoutConv
 
 #: ``torch.relu`` and its aliases, as they appear in traced graphs.
 RELU_FUNCTIONS = (torch.relu, F.relu)
-
-
-def has_hooks(module: nn.Module) -> bool:
-    """Whether ``module`` has forward (pre-)hooks or parametrizations of its own."""
-    return bool(
-        module._forward_hooks
-        or module._forward_pre_hooks
-        or getattr(module, "_forward_hooks_with_kwargs", None)
-        or getattr(module, "parametrizations", None)
-    )
 
 
 def global_hooks() -> bool:

@@ -53,8 +53,8 @@ from torch import fx, nn
 from ..data import EvalData
 from ..space import ParameterSpace
 from .binding import LinearTensors
-from .fold import Folded, FoldedLayer, is_plain_layer
-from .graph import has_hooks, is_in_place, relu_in_place
+from .fold import Folded, FoldedLayer, has_hooks, is_plain_layer
+from .graph import is_in_place, relu_in_place
 from .layout import LayoutConv
 from .split import SplitTerms, affine_parts, layer_function
 
@@ -188,6 +188,7 @@ class GraphSplit:
         if terms is None:
             return None
         tail, reads_input = _tail(gm, placeholders[0], node)
+        terms.reuse = not any(has_hooks(m) for m in tail.modules())
         return cls(tail, terms, data.inputs if reads_input else None, node.target)
 
     def batches(

@@ -39,7 +39,7 @@ from torch import nn
 from ..data import EvalData
 from ..space import ParameterSpace
 from .binding import LinearTensors
-from .fold import is_plain_layer
+from .fold import has_hooks, is_plain_layer
 
 LayerFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -52,6 +52,10 @@ class SplitTerms:
         self.base = base
         self.extra = extra
         self.targets = targets
+        # One private output buffer per batch, reused at every point, when nothing outside the
+        # engine can hold on to it (no hooks in the rest of the network): no allocation per point.
+        self.reuse = False
+        self._buffers: dict[tuple[int, int], torch.Tensor] = {}
 
     @classmethod
     def compute(
@@ -83,23 +87,35 @@ class SplitTerms:
     def batches(
         self, coords: np.ndarray, batch_size: int
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """``(start, h, targets)`` per batch: ``h`` is a fresh tensor (the tail may overwrite it)."""
+        """``(start, h, targets)`` per batch: ``h`` is the engine's own tensor (the tail may
+        overwrite it): fresh, or the batch's private buffer when :attr:`reuse` is set."""
         n = len(self.base)
         weights = np.asarray(coords, dtype=np.float64).tolist()
         for i in range(0, n, batch_size):
             whole = i == 0 and batch_size >= n  # no slicing: one batch of all the data
             base = self.base if whole else self.base[i : i + batch_size]
+            out = self._buffer(i, base) if self.reuse else None
             h: torch.Tensor | None = None
             for a, term in zip(weights, self.extra, strict=True):
                 if a != 0.0:
                     part = term if whole else term[i : i + batch_size]
                     if h is None:
-                        h = torch.add(base, part, alpha=a)
+                        h = (
+                            torch.add(base, part, alpha=a, out=out)
+                            if out is not None
+                            else (torch.add(base, part, alpha=a))
+                        )
                     else:
                         h.add_(part, alpha=a)
             if h is None:
-                h = base.clone()  # never the cache itself
+                h = out.copy_(base) if out is not None else base.clone()  # never the cache
             yield i, h, self.targets if whole else self.targets[i : i + batch_size]
+
+    def _buffer(self, start: int, like: torch.Tensor) -> torch.Tensor:
+        key = (start, len(like))
+        if key not in self._buffers:
+            self._buffers[key] = torch.empty_like(like)
+        return self._buffers[key]
 
 
 def affine_parts(
@@ -188,7 +204,10 @@ class FirstLayerSplit:
         tail = nn.Sequential(*mods[first + 1 :])
         inputs = ((prefix(x), y) for x, y in data.batches(batch_size, device))
         terms = SplitTerms.compute(inputs, data.n_samples, layer_fn, *parts, memory_cap)
-        return None if terms is None else cls(tail, terms)
+        if terms is None:
+            return None
+        terms.reuse = not any(has_hooks(m) for m in tail.modules())
+        return cls(tail, terms)
 
     def batches(
         self, coords: np.ndarray, batch_size: int

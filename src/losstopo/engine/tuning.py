@@ -4,13 +4,17 @@ Timings are taken on a machine that may be busy with other work, so every choice
 minima of repeated, interleaved measurements (other load only ever adds time, so the minimum of
 several short trials estimates the cost of a configuration itself):
 
+0. *warm-up*: the first candidate evaluates points untimed for :data:`WARM_UP` seconds;
 1. *screening*: every candidate (e.g. ``(batch_size, split, channels_last)``) evaluates one
-   point, twice in a row when a point takes under :data:`SCREEN_TWICE_BELOW` seconds (the first
-   pass after a change of batch size can be slower), keeping the faster;
-2. *rounds*: the three fastest and the *reference* (the largest batch, no split: what a plain
-   loop does) are measured again in rotating order, round after round, until the rounds or the
-   time budget run out (1 % of the estimated time of the whole grid, screening included: on a
-   small grid of slow points, the screening alone);
+   point untimed (the first pass after a change of strategy allocates its buffers and can be
+   several times slower), then one timed point; a point faster than :data:`MIN_TIMING` is timed
+   in a block of points lasting about that long instead (a timer tick or a scheduler hiccup
+   weighs less on a block), whose mean per point counts;
+2. *rounds*: the three fastest, the fastest of every *kind* (a candidate but its batch size,
+   e.g. split or not: one kind measured cold must not lose by it) and the *reference* (the
+   largest batch, no split: what a plain loop does) are measured again in rotating order, the
+   faster of two measurements each time, round after round, until the rounds or the time
+   budget run out (2 % of the estimated time of the whole grid; one round at least);
 3. the candidate with the smallest minimum wins; within 2 % of it the reference wins, then the
    larger batch, so noise never trades the plain configuration for a no better one.
 
@@ -39,8 +43,12 @@ BATCH_SIZES = (2048, 1024, 512, 256)
 #: Data sets larger than this are never evaluated in one batch.
 MAX_WHOLE_BATCH = 4096
 
-#: Points faster than this (seconds) are timed twice when screening; slower ones once.
-SCREEN_TWICE_BELOW = 0.01
+#: A point faster than this (seconds) is timed in blocks of repeated points lasting about this long.
+MIN_TIMING = 0.004
+
+#: Seconds of evaluation before the first timing (at least two points): the process's threads
+#: and the machine's idle cores wake up, which otherwise slows the first candidates several times.
+WARM_UP = 0.04
 
 C = TypeVar("C", bound=Hashable)
 
@@ -73,7 +81,7 @@ def choose(
     n_points: int,
     *,
     reference: C | None = None,
-    budget: float = 0.01,
+    budget: float = 0.02,
     max_rounds: int = 4,
     finalists: int = 3,
     clock: Callable[[Callable[[], object]], float] = timed,
@@ -91,27 +99,43 @@ def choose(
     def pair(c: C, twice: bool) -> None:
         fn = runners[c]
         t = clock(fn)
+        reps = min(16, int(MIN_TIMING / t)) if t > 0 else 1
+
+        def block() -> float:
+            return sum(clock(fn) for _ in range(reps)) / reps
+
+        if reps > 1:
+            t = block()
         if twice:
-            t = min(t, clock(fn))
+            t = min(t, block() if reps > 1 else clock(fn))
         best[c] = min(best.get(c, float("inf")), t)
 
-    started = time.perf_counter()
+    warmed = False
     for c in candidates:
         fn = setup(c)
         if fn is None:
             continue
+        calls, warm = 0, 0.0
+        while not warmed and (calls < 2 or warm < WARM_UP):
+            warm += clock(fn)
+            calls += 1
+        warmed = True
         runners[c] = fn
+        if clock(fn) < MIN_TIMING:  # warm-up: the first passes of a strategy allocate buffers
+            fn()
         pair(c, twice=False)
-        if best[c] < SCREEN_TWICE_BELOW:
-            pair(c, twice=False)
     if not best:
         return ref
     order = sorted(best, key=best.__getitem__)
-    final = order[:finalists] + ([ref] if ref in best and ref not in order[:finalists] else [])
+    final = order[:finalists]
+    for c in [*order, ref]:  # the fastest of each kind (order is fastest first), the reference
+        kinds = {_kind(f) for f in final}
+        if c in best and c not in final and (_kind(c) not in kinds or c == ref):
+            final.append(c)
     allowed = budget * n_points * min(best.values())
-    spent = time.perf_counter() - started
+    spent = 0.0
     for r in range(max_rounds):
-        if spent > allowed:
+        if spent > allowed and r >= 1:
             break
         rotated = final[r % len(final) :] + final[: r % len(final)]
         for c in rotated:
@@ -124,6 +148,11 @@ def choose(
     if ref in close:
         return ref
     return max(close, key=lambda c: (_size(c), -best[c]))
+
+
+def _kind(candidate: Any) -> Any:
+    """A ``(batch_size, ...)`` candidate without its batch size (any other: itself)."""
+    return candidate[1:] if isinstance(candidate, tuple) else candidate
 
 
 def _size(candidate: Any) -> float:

@@ -41,8 +41,10 @@ def evaluate_stacked(
     batch_size: int,
     device: torch.device,
     reduction: Reduction,
+    copy_inputs: bool = False,
 ) -> np.ndarray:
-    """``[loss, metrics...]`` (``(k, 1 + n_metrics)``) at the ``k`` parameter vectors ``flat``."""
+    """``[loss, metrics...]`` (``(k, 1 + n_metrics)``) at the ``k`` parameter vectors ``flat``
+    (``copy_inputs``: the model writes into its input, so each batch is copied first)."""
     from torch.func import functional_call, vmap
 
     k = flat.shape[0]
@@ -58,6 +60,6 @@ def evaluate_stacked(
     totals = torch.zeros((k, reduction.n_columns), dtype=torch.float64, device=device)
     with torch.inference_mode():
         for x, y in data.batches(batch_size, device):
-            outs = vmap(call, in_dims=(0, None))(params, x)
+            outs = vmap(call, in_dims=(0, None))(params, x.clone() if copy_inputs else x)
             totals += reduction.stacked(outs, y)
     return (totals / reduction.n_samples).cpu().numpy()
