@@ -115,7 +115,8 @@ def evaluate(
     chunk_size : points per store write (default: about 1/64 of the grid, at least 64)
     attrs : extra provenance to record (e.g. seeds, normalization)
     deterministic : skip the speed measurement and use a fixed strategy (batch size
-        ``min(n_samples, 1024)``, the first-layer split whenever it applies; ``mode="auto"``
+        ``min(n_samples, 1024)``, the first-layer split whenever it applies, convolutions in
+        their default layout; ``mode="auto"``
         means sequential): two runs on one machine give the same values bit for bit. Whatever
         this flag, a resumed store reuses the strategy its first segment recorded in
         ``attrs["strategy"]``, and every rank uses rank 0's.

@@ -208,12 +208,12 @@ class Evaluator:
             self._split = self._build_split() if use_split else None
             return
         coords = np.full(self.n_components, 0.5 if self.linear is not None else 0.0)
-        if self.linear is not None:
-            self.set_point(coords)
-        else:
-            if probe is None:
-                probe = np.asarray(self.decoder(coords[None]))[0]
+        if self.linear is None and probe is None:
+            probe = np.asarray(self.decoder(coords[None]))[0]
+
+        def point() -> np.ndarray:  # as evaluation runs it: the point written, then evaluated
             self.set_point(coords, probe)
+            return self._evaluate_current(coords)
 
         def setup(candidate: tuple[int, bool, bool]) -> Callable[[], object] | None:
             self.batch_size, split, channels_last = candidate
@@ -221,7 +221,7 @@ class Evaluator:
             if split and self._split is None:
                 return None  # the split does not fit in memory
             self._set_layout(channels_last)
-            return lambda: self._evaluate_current(coords)
+            return point
 
         sizes = batch_size_candidates(n)
         candidates = [
@@ -233,7 +233,7 @@ class Evaluator:
         chosen = choose(candidates, setup, n_points, reference=(sizes[0], False, False))
         setup(chosen)
         if self.device.type == "cpu":
-            self.threads = choose_threads(lambda: self._evaluate_current(coords), n_points)
+            self.threads = choose_threads(point, n_points)
 
     def _set_layout(self, channels_last: bool) -> None:
         if self._layout is not None:

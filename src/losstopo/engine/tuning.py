@@ -4,17 +4,18 @@ Timings are taken on a machine that may be busy with other work, so every choice
 minima of repeated, interleaved measurements (other load only ever adds time, so the minimum of
 several short trials estimates the cost of a configuration itself):
 
-0. *warm-up*: the first candidate evaluates points untimed for :data:`WARM_UP` seconds;
-1. *screening*: every candidate (e.g. ``(batch_size, split, channels_last)``) evaluates one
-   point untimed (the first pass after a change of strategy allocates its buffers and can be
-   several times slower), then one timed point; a point faster than :data:`MIN_TIMING` is timed
+0. *warm-up*: the first candidate evaluates points untimed for :data:`WARM_UP` seconds, every
+   other for a quarter of that (one point at least: the first passes of a strategy allocate
+   its buffers and can be several times slower);
+1. *screening*: every candidate (e.g. ``(batch_size, split, channels_last)``) times one point; a point faster than :data:`MIN_TIMING` is timed
    in a block of points lasting about that long instead (a timer tick or a scheduler hiccup
    weighs less on a block), whose mean per point counts;
 2. *rounds*: the three fastest, the fastest of every *kind* (a candidate but its batch size,
-   e.g. split or not: one kind measured cold must not lose by it) and the *reference* (the
-   largest batch, no split: what a plain loop does) are measured again in rotating order, the
+   e.g. split or not: one kind measured cold must not lose by it), every kind at the
+   reference's batch size, and the *reference* (the largest batch, no split: what a plain loop
+   does) are measured again in rotating order, the
    faster of two measurements each time, round after round, until the rounds or the time
-   budget run out (2 % of the estimated time of the whole grid; one round at least);
+   budget run out (4 % of the estimated time of the whole grid; one round at least);
 3. the candidate with the smallest minimum wins; within 2 % of it the reference wins, then the
    larger batch, so noise never trades the plain configuration for a no better one.
 
@@ -81,8 +82,8 @@ def choose(
     n_points: int,
     *,
     reference: C | None = None,
-    budget: float = 0.02,
-    max_rounds: int = 4,
+    budget: float = 0.04,
+    max_rounds: int = 6,
     finalists: int = 3,
     clock: Callable[[Callable[[], object]], float] = timed,
 ) -> C:
@@ -111,18 +112,18 @@ def choose(
         best[c] = min(best.get(c, float("inf")), t)
 
     warmed = False
-    for c in candidates:
+    for c in [ref, *(c for c in candidates if c != ref)]:  # warm up on the plain configuration
         fn = setup(c)
         if fn is None:
             continue
+        # warm-up: the first calls of a strategy can be several times slower (buffers, caches);
+        # the first candidate also wakes the machine's idle cores
         calls, warm = 0, 0.0
-        while not warmed and (calls < 2 or warm < WARM_UP):
+        while calls < 1 or warm < (WARM_UP if not warmed else WARM_UP / 4):
             warm += clock(fn)
             calls += 1
         warmed = True
         runners[c] = fn
-        if clock(fn) < MIN_TIMING:  # warm-up: the first passes of a strategy allocate buffers
-            fn()
         pair(c, twice=False)
     if not best:
         return ref
@@ -132,6 +133,8 @@ def choose(
         kinds = {_kind(f) for f in final}
         if c in best and c not in final and (_kind(c) not in kinds or c == ref):
             final.append(c)
+    # and every kind at the reference's batch size (the plain loop's, measured cold first)
+    final += [c for c in order if c not in final and _size(c) == _size(ref)]
     allowed = budget * n_points * min(best.values())
     spent = 0.0
     for r in range(max_rounds):
