@@ -13,9 +13,9 @@ several short trials estimates the cost of a configuration itself):
 2. *rounds*: the three fastest, the fastest of every *kind* (a candidate but its batch size,
    e.g. split or not: one kind measured cold must not lose by it), every kind at the
    reference's batch size, and the *reference* (the largest batch, no split: what a plain loop
-   does) are measured again in rotating order, the
-   faster of two measurements each time, round after round, until the rounds or the time
-   budget run out (4 % of the estimated time of the whole grid; one round at least);
+   does) are measured again in rotating order (the faster of two blocks each time for points
+   faster than :data:`MIN_TIMING`, one point otherwise), round after round, until the rounds or the time
+   budget run out (2 % of the estimated time of the whole grid; one round at least);
 3. the candidate with the smallest minimum wins; within 2 % of it the reference wins, then the
    larger batch, so noise never trades the plain configuration for a no better one.
 
@@ -82,16 +82,18 @@ def choose(
     n_points: int,
     *,
     reference: C | None = None,
-    budget: float = 0.04,
-    max_rounds: int = 6,
+    budget: float = 0.02,
+    max_rounds: int = 4,
     finalists: int = 3,
     clock: Callable[[Callable[[], object]], float] = timed,
+    warm_up: float = WARM_UP,
 ) -> C:
     """The fastest of ``candidates`` (``reference``: the plain one, default the first).
 
     ``setup(candidate)`` configures the evaluator and returns a function evaluating one point,
     or ``None`` when the candidate cannot run (e.g. the split does not fit in memory).
-    ``budget``: the fraction of the estimated time of ``n_points`` points tuning may take.
+    ``budget``: the fraction of the estimated time of ``n_points`` points the rounds may take;
+    ``warm_up``: seconds of untimed points before the first candidate's timing.
     """
     ref = candidates[0] if reference is None else reference
     best: dict[C, float] = {}
@@ -107,8 +109,8 @@ def choose(
 
         if reps > 1:
             t = block()
-        if twice:
-            t = min(t, block() if reps > 1 else clock(fn))
+        if twice and reps > 1:
+            t = min(t, block())
         best[c] = min(best.get(c, float("inf")), t)
 
     warmed = False
@@ -119,7 +121,7 @@ def choose(
         # warm-up: the first calls of a strategy can be several times slower (buffers, caches);
         # the first candidate also wakes the machine's idle cores
         calls, warm = 0, 0.0
-        while calls < 1 or warm < (WARM_UP if not warmed else WARM_UP / 4):
+        while calls < 1 or warm < (warm_up if not warmed else WARM_UP / 4):
             warm += clock(fn)
             calls += 1
         warmed = True
@@ -181,7 +183,9 @@ def choose_threads(run: Callable[[], object], n_points: int) -> int | None:
         return run
 
     try:
-        best = choose([threads, 1], use, n_points, reference=threads, finalists=2)
+        best = choose(
+            [threads, 1], use, n_points, reference=threads, finalists=2, warm_up=WARM_UP / 4
+        )
     finally:
         torch.set_num_threads(threads)
     return None if best == threads else best
