@@ -191,6 +191,15 @@ def test_bad_inputs(tiny_model, tiny_data):
             Grid.square(3, n_components=3),
             progress=False,
         )
+    with pytest.raises(EvaluationError, match=r"loss returns \(\d+,\), not one number"):
+        evaluate(
+            tiny_model,
+            (x, y),
+            lambda out, t: torch.nn.functional.cross_entropy(out, t, reduction="none"),
+            proj,
+            Grid.square(3),
+            progress=False,
+        )
     with pytest.raises(EvaluationError, match="fails on the data"):
         evaluate(
             tiny_model,

@@ -192,6 +192,48 @@ def test_tuning_survives_noise_and_prefers_the_reference():
     )
 
 
+def test_tuning_prunes_smaller_batches_and_stops_warming_up_once_settled():
+    cost = {
+        (1024, True): 0.5,
+        (512, True): 0.8,  # slower than its larger batch: 256 and 128 with the split never run
+        (256, True): 0.1,
+        (128, True): 0.1,
+        (1024, False): 1.0,
+        (512, False): 0.9,
+        (256, False): 0.95,
+        (128, False): 1.3,
+    }
+    calls: dict = {}
+
+    def setup(c):
+        def fn():
+            calls[c] = calls.get(c, 0) + 1
+            return cost[c]
+
+        return fn
+
+    pick = choose(list(cost), setup, n_points=100, reference=(1024, False), clock=lambda fn: fn())
+    assert pick == (1024, True)
+    assert (256, True) not in calls and (128, True) not in calls
+    # a point slower than the warm-up time is warmed up with one call, then screened with one
+    assert calls[(128, False)] == 2
+
+    # a cold process alternates fast and slow calls: warm-up goes on until three in a row agree
+    times = iter([0.001, 0.006] * 5 + [0.001] * 1000)
+    seen = []
+
+    def clock(fn):
+        seen.append(next(times))
+        return seen[-1]
+
+    choose([(64, False)], lambda c: lambda: None, n_points=100, clock=clock)
+    assert len(seen) > 12 and seen[:13].count(0.006) == 5  # the alternation was all warm-up
+    # a warm process: three agreeing calls end the warm-up (not WARM_UP seconds of 1 ms points)
+    steady: list[float] = []
+    choose([(64, False)], lambda c: lambda: None, 100, clock=lambda fn: steady.append(1e-3) or 1e-3)
+    assert len(steady) < 40  # 3 warm-up calls, then blocks of 3 (40 warm-up calls before)
+
+
 def test_thread_strategy_applies_during_evaluation_only():
     from losstopo.data import EvalData, resolve_loss
     from losstopo.engine import Evaluator
@@ -259,9 +301,10 @@ def test_channels_last_layout_equals_the_plain_loop(build, split):
     ev, proj = _evaluator(model, x, y)
     strategy = {"batch_size": 4, "first_layer_split": split, "channels_last": True}
     ev.prepare(9, strategy=strategy)
-    assert ev.strategy == strategy
+    padded = {"padded_linear": True} if build != "shared" else {}  # the ResNets' 10-class head
+    assert ev.strategy == {**strategy, **padded}
     assert "convolutions channels-last" in ev.fast_paths["detail"]
-    assert ev.engine_name.endswith("+channels-last")
+    assert "+channels-last" in ev.engine_name
     grid = Grid.square(resolution=3, extent=0.5)
     values = ev.evaluate(grid.points())[:, 0]
     np.testing.assert_allclose(values, plain_loop(model, proj, grid, x, y), rtol=2e-5, atol=1e-6)
@@ -275,16 +318,77 @@ def test_channels_last_layout_equals_the_plain_loop(build, split):
 
 
 def test_layout_leaves_hooked_and_1d_convolutions_alone():
-    from losstopo.engine.layout import LayoutConv, wrap_convolutions
+    from losstopo.engine.layout import LayoutConv, wrap_layers
 
     net = nn.Sequential(nn.Conv1d(2, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
     gm, _ = trace(net)
-    assert wrap_convolutions(gm) == []
+    assert wrap_layers(gm) == ([], [])
     gm, _ = trace(_SharedConv().eval())
-    wrappers = wrap_convolutions(gm)
-    assert len(wrappers) == 1 and isinstance(wrappers[0], LayoutConv)  # one, for both calls
+    convolutions, linears = wrap_layers(gm)
+    assert linears == []  # Linear(4, 5): too few outputs to pad
+    assert len(convolutions) == 1 and isinstance(convolutions[0], LayoutConv)  # one, both calls
     calls = [n.target for n in gm.graph.nodes if n.op == "call_module"]
     assert calls.count("losstopo_layout_0") == 2 and "hooked" in calls
+
+
+class _TwoHeads(nn.Module):
+    """A shared 10-output head used twice, a hooked one, one of 16 outputs and one of 5."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(6, 16)
+        self.head = nn.Linear(16, 10)
+        self.hooked = nn.Linear(10, 10)
+        self.hooked.register_forward_hook(lambda m, i, o: o * 1.0)
+        self.wide, self.narrow = nn.Linear(10, 16), nn.Linear(16, 5, bias=False)
+
+    def forward(self, x):
+        h = torch.relu(self.body(x))
+        h = self.head(h) + self.head(h * 0.5)
+        return self.narrow(torch.relu(self.wide(self.hooked(h))))
+
+
+def test_padded_linear_outputs_equal_the_plain_loop():
+    from losstopo.engine.layout import PaddedLinear, wrap_layers
+
+    gm, _ = trace(_TwoHeads())
+    convolutions, linears = wrap_layers(gm)
+    assert convolutions == [] and len(linears) == 1 and isinstance(linears[0], PaddedLinear)
+    calls = [n.target for n in gm.graph.nodes if n.op == "call_module"]
+    assert calls.count("losstopo_layout_0") == 2  # the shared head, for both calls
+    assert {"hooked", "wide", "narrow", "body"} <= set(calls)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 10))
+    x, y = torch.randn(7, 6), torch.randint(0, 10, (7,))
+    grid = Grid.square(resolution=3, extent=0.5)
+    for split in (False, True):
+        ev, proj = _evaluator(model, x, y)
+        ev.prepare(9, strategy={"batch_size": 4, "first_layer_split": split, "padded_linear": True})
+        assert (
+            ev.strategy.get("padded_linear")
+            and "linear outputs padded to 16" in ev.fast_paths["detail"]
+        )
+        assert ev.engine_name.endswith("+padded-linear")
+        values = ev.evaluate(grid.points())[:, 0]
+        np.testing.assert_allclose(
+            values, plain_loop(model, proj, grid, x, y), rtol=2e-5, atol=1e-6
+        )
+    # a user's loss that views the output (the padded head's output is contiguous)
+    from losstopo.data import EvalData
+    from losstopo.engine import Evaluator
+    from losstopo.engine.decoding import as_decoder
+
+    def viewing(out, t):
+        return nn.functional.cross_entropy(out.view(-1, 10), t)
+
+    space = ParameterSpace.from_module(model)
+    data = EvalData.from_any((x, y), "user")
+    ev = Evaluator(model, space, as_decoder(proj), data, viewing, "user", (), torch.device("cpu"))
+    ev.prepare(9, strategy={"batch_size": 7, "first_layer_split": False, "padded_linear": True})
+    np.testing.assert_allclose(
+        ev.evaluate(grid.points())[:, 0], plain_loop(model, proj, grid, x, y), rtol=2e-5, atol=1e-6
+    )
 
 
 def test_vmap_copies_the_data_of_a_model_writing_into_its_input():

@@ -9,7 +9,8 @@ One job per module:
 - :mod:`.graph`: the model traced with ``torch.fx``; BatchNorm folded anywhere in the graph
   (residual blocks included); models that cannot be traced keep the generic path.
 - :mod:`.graph_split`: the first-layer split on the traced graph's first affine layer.
-- :mod:`.layout`: the traced graph's 2D convolutions run with channels-last weights (a choice).
+- :mod:`.layout`: the traced graph's private layouts (a choice): 2D convolutions with
+  channels-last weights, linear layers with 6 to 15 outputs padded to 16.
 - :mod:`.tuning`: batch size, fast path and layout chosen from minima of interleaved timed points.
 - :mod:`.vmap`: ``k`` points per call through ``torch.func`` (for GPUs).
 - :mod:`.metrics`: the registry of metrics and the loss/metric sums of one point.
@@ -40,7 +41,7 @@ from .fold import (
 )
 from .graph import fold_graph, trace
 from .graph_split import GraphSplit
-from .layout import Layout, LayoutConv, wrap_convolutions
+from .layout import Layout, LayoutConv, PaddedLinear, wrap_layers
 from .metrics import METRICS, Metric, metrics_by_name, register_metric
 from .split import FirstLayerSplit
 from .tuning import TUNE_MIN_POINTS
@@ -57,6 +58,7 @@ __all__ = [
     "GraphSplit",
     "Layout",
     "LayoutConv",
+    "PaddedLinear",
     "Metric",
     "batchnorm_policy",
     "PointFailure",
@@ -70,5 +72,5 @@ __all__ = [
     "register_metric",
     "resolve_device",
     "trace",
-    "wrap_convolutions",
+    "wrap_layers",
 ]

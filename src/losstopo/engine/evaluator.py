@@ -54,7 +54,7 @@ from .fold import (
 )
 from .graph import OWN_FORWARD, fold_graph, relu_in_place, torch_forwards_only, trace
 from .graph_split import GraphSplit, describe_paths
-from .layout import Layout, wrap_convolutions
+from .layout import Layout, wrap_layers
 from .metrics import Reduction, metrics_by_name
 from .split import FirstLayerSplit
 from .tuning import TUNE_MIN_POINTS, batch_size_candidates, choose, choose_threads
@@ -160,7 +160,7 @@ class Evaluator:
         # traced graph (torch.fx) or, when tracing fails, inside nn.Sequential containers.
         self._graph = None
         self._folded: Folded | None = None
-        self._layout: Layout | None = None  # the convolutions' memory layout (traced graphs)
+        self._layout: Layout | None = None  # the private layouts (traced graphs)
         self.trace_failure = ""
         want_fold = bn == "eval" and not self._buffers
         if want_fold or self._split_possible():
@@ -170,8 +170,8 @@ class Evaluator:
             else:
                 pairs = fold_graph(self._graph) if want_fold else []
                 self._folded = Folded(self._graph, pairs) if pairs else None
-                layout = Layout(pairs, wrap_convolutions(self._graph))
-                self._layout = layout if layout.convolutions else None
+                layout = Layout(pairs, *wrap_layers(self._graph))
+                self._layout = layout if layout.layers else None
                 if not pairs and self._layout is None and not torch_forwards_only(self.net):
                     # nothing to rewrite: a forward of the user's own runs as written (with its
                     # Python side effects) rather than as a trace of it
@@ -200,7 +200,9 @@ class Evaluator:
             self.batch_size = max(1, min(n, int(strategy["batch_size"])))
             wanted = bool(strategy["first_layer_split"]) and use_split
             self._split = self._build_split() if wanted else None
-            self._set_layout(bool(strategy.get("channels_last", False)))
+            self._set_layout(
+                bool(strategy.get("channels_last", False) or strategy.get("padded_linear", False))
+            )
             self.threads = strategy.get("threads")
             return
         if not (self._tune and self.data.resident and n_points >= TUNE_MIN_POINTS):
@@ -216,11 +218,11 @@ class Evaluator:
             return self._evaluate_current(coords)
 
         def setup(candidate: tuple[int, bool, bool]) -> Callable[[], object] | None:
-            self.batch_size, split, channels_last = candidate
+            self.batch_size, split, layout = candidate
             self._split = self._build_split() if split else None
             if split and self._split is None:
                 return None  # the split does not fit in memory
-            self._set_layout(channels_last)
+            self._set_layout(layout)
             return point
 
         sizes = batch_size_candidates(n)
@@ -235,9 +237,9 @@ class Evaluator:
         if self.device.type == "cpu":
             self.threads = choose_threads(point, n_points)
 
-    def _set_layout(self, channels_last: bool) -> None:
+    def _set_layout(self, on: bool) -> None:
         if self._layout is not None:
-            self._layout.set(channels_last)
+            self._layout.set(on)
 
     def _split_possible(self) -> bool:
         return (
@@ -256,11 +258,15 @@ class Evaluator:
     @property
     def strategy(self) -> dict[str, Any]:
         """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}``,
-        ``"channels_last": True`` when the convolutions run channels-last, and ``"threads"``
-        when evaluation runs with another number of threads than the process's."""
+        ``"channels_last": True`` when the convolutions run channels-last, ``"padded_linear":
+        True`` when the linear layers with 6 to 15 outputs run padded to 16 (the private
+        layouts, chosen together), and ``"threads"`` when evaluation runs with another number of
+        threads than the process's."""
         out = {"batch_size": int(self.batch_size), "first_layer_split": self._split is not None}
         if self._layout is not None and self._layout.channels_last:
             out["channels_last"] = True  # the convolutions' weights, channels-last
+        if self._layout is not None and self._layout.padded_linear:
+            out["padded_linear"] = True  # small linear outputs padded to 16
         if self.threads is not None:
             out["threads"] = int(self.threads)  # set for the evaluation only
         return out
@@ -275,7 +281,7 @@ class Evaluator:
         try:
             with torch.inference_mode():
                 out = self.net(x)
-                self.loss_fn(out, y)
+                loss = self.loss_fn(out, y)
             self._copy_inputs = x._version != version
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             raise EvaluationError(
@@ -284,6 +290,12 @@ class Evaluator:
                 "targets fit the loss."
             ) from exc
         check_outputs(out, y, self.loss_name)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise EvaluationError(
+                f"The loss returns {shape}, not one number per batch; give a loss that returns "
+                "the batch's mean as a scalar tensor (e.g. reduction='mean')."
+            )
 
     def _build_split(self) -> FirstLayerSplit | GraphSplit | None:
         """The first-layer split (built once: its terms serve every batch size)."""
@@ -329,14 +341,15 @@ class Evaluator:
             self._folded,
             self._split,
             self.copy_inputs,
-            self._layout.channels_last if self._layout is not None else False,
+            self._layout.describe() if self._layout is not None else "",
         )
 
     @property
     def engine_name(self) -> str:
         name = "sequential+first-layer-split" if self._split is not None else "sequential"
         name += "+bn-folded" if self._folded is not None else ""
-        return name + ("+channels-last" if self._layout and self._layout.channels_last else "")
+        name += "+channels-last" if self._layout and self._layout.channels_last else ""
+        return name + ("+padded-linear" if self._layout and self._layout.padded_linear else "")
 
     # ------------------------------------------------------------------ points
     def set_point(self, coords: np.ndarray, decoded: np.ndarray | None = None) -> None:

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .fold import FoldedLayer, foldable, has_hooks, is_plain_layer
-from .layout import LayoutConv
+from .layout import LayoutConv, PaddedLinear
 
 #: ``torch.relu`` and its aliases, as they appear in traced graphs.
 RELU_FUNCTIONS = (torch.relu, F.relu)
@@ -173,7 +173,9 @@ def _fresh(gm: fx.GraphModule, node: Any, fresh_inputs: tuple[fx.Node, ...]) -> 
     if node in fresh_inputs:
         return True
     mod = _module(gm, node)
-    if isinstance(mod, (FoldedLayer, LayoutConv)) or (mod is not None and is_plain_layer(mod)):
+    if isinstance(mod, (FoldedLayer, LayoutConv, PaddedLinear)) or (
+        mod is not None and is_plain_layer(mod)
+    ):
         return True  # a layer's output: a new tensor
     return (
         node.op == "call_function"

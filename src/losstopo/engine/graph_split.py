@@ -55,7 +55,7 @@ from ..space import ParameterSpace
 from .binding import LinearTensors
 from .fold import Folded, FoldedLayer, has_hooks, is_plain_layer
 from .graph import is_in_place, relu_in_place
-from .layout import LayoutConv
+from .layout import LayoutConv, PaddedLinear
 from .split import SplitTerms, affine_parts, layer_function
 
 Parts = tuple[
@@ -163,7 +163,7 @@ class GraphSplit:
             return None
         assert isinstance(node.target, str)
         mod = gm.get_submodule(node.target)
-        if isinstance(mod, LayoutConv):
+        if isinstance(mod, (LayoutConv, PaddedLinear)):
             mod = mod.layer  # the split computes the layer's terms once, in any layout
         parts: Parts | None
         if isinstance(mod, FoldedLayer):
@@ -241,15 +241,16 @@ def describe_paths(
     folded: Folded | None,
     split: object,
     copies_inputs: bool,
-    channels_last: bool = False,
+    layout: str = "",
 ) -> dict[str, str]:
     """``{"path": "fx" | "generic", "detail": one sentence}``: which fast paths ran, and why the
-    generic path did when it did (``failure``: why tracing failed, empty if not tried)."""
+    generic path did when it did (``failure``: why tracing failed, empty if not tried;
+    ``layout``: the private layouts in words, empty when off)."""
     folds = len(folded.pairs) if folded is not None else 0
     where = f" at '{split.layer}'" if isinstance(split, GraphSplit) else ""
     did = f"{folds} BatchNorm(s) folded, first-layer split {'on' + where if split else 'off'}"
-    if channels_last:
-        did += ", convolutions channels-last"
+    if layout:
+        did += f", {layout}"
     if copies_inputs:
         did += "; the model writes into its input, so each batch is copied first"
     if traced:

@@ -4,12 +4,16 @@ Timings are taken on a machine that may be busy with other work, so every choice
 minima of repeated, interleaved measurements (other load only ever adds time, so the minimum of
 several short trials estimates the cost of a configuration itself):
 
-0. *warm-up*: the first candidate evaluates points untimed for :data:`WARM_UP` seconds, every
-   other for a quarter of that (one point at least: the first passes of a strategy allocate
-   its buffers and can be several times slower);
-1. *screening*: every candidate (e.g. ``(batch_size, split, channels_last)``) times one point; a point faster than :data:`MIN_TIMING` is timed
-   in a block of points lasting about that long instead (a timer tick or a scheduler hiccup
-   weighs less on a block), whose mean per point counts;
+0. *warm-up*: the first candidate evaluates points untimed until three in a row take times
+   within 10 % of each other, for :data:`WARM_UP` seconds at most, every other candidate until
+   two do, for a quarter of that at most (one point at least: the first passes of a strategy
+   allocate its buffers, and in a fresh process they alternate between fast and several times
+   slower);
+1. *screening*: every candidate (e.g. ``(batch_size, split, channels_last)``) times one point;
+   a point faster than :data:`MIN_TIMING` is timed in a block of points lasting about that
+   long instead (a timer tick or a scheduler hiccup weighs less on a block), whose mean per
+   point counts. Batch sizes are screened largest first, and a kind's smaller batch sizes are
+   skipped once one of them is :data:`PRUNE` times slower than a larger one;
 2. *rounds*: the three fastest, the fastest of every *kind* (a candidate but its batch size,
    e.g. split or not: one kind measured cold must not lose by it), every kind at the
    reference's batch size, and the *reference* (the largest batch, no split: what a plain loop
@@ -45,11 +49,15 @@ BATCH_SIZES = (2048, 1024, 512, 256)
 MAX_WHOLE_BATCH = 4096
 
 #: A point faster than this (seconds) is timed in blocks of repeated points lasting about this long.
-MIN_TIMING = 0.004
+MIN_TIMING = 0.003
 
 #: Seconds of evaluation before the first timing (at least two points): the process's threads
 #: and the machine's idle cores wake up, which otherwise slows the first candidates several times.
 WARM_UP = 0.04
+
+#: Candidates are screened largest batch first; a batch size slower than this times the best
+#: larger one of its kind ends the screening of that kind's smaller batch sizes.
+PRUNE = 1.1
 
 C = TypeVar("C", bound=Hashable)
 
@@ -114,19 +122,27 @@ def choose(
         best[c] = min(best.get(c, float("inf")), t)
 
     warmed = False
+    kind_best: dict[Any, float] = {}
+    done: set[Any] = set()  # kinds whose smaller batch sizes are not worth screening
     for c in [ref, *(c for c in candidates if c != ref)]:  # warm up on the plain configuration
+        if _kind(c) in done and c != ref:
+            continue
         fn = setup(c)
         if fn is None:
             continue
         # warm-up: the first calls of a strategy can be several times slower (buffers, caches);
         # the first candidate also wakes the machine's idle cores
-        calls, warm = 0, 0.0
-        while calls < 1 or warm < (warm_up if not warmed else WARM_UP / 4):
-            warm += clock(fn)
-            calls += 1
+        if warmed:
+            _warm_up(fn, clock, WARM_UP / 4, settle=2)
+        else:
+            _warm_up(fn, clock, warm_up, settle=3)
         warmed = True
         runners[c] = fn
         pair(c, twice=False)
+        kind = _kind(c)
+        if best[c] > PRUNE * kind_best.get(kind, best[c]):
+            done.add(kind)  # slower than a larger batch of its kind: smaller ones will be too
+        kind_best[kind] = min(kind_best.get(kind, best[c]), best[c])
     if not best:
         return ref
     order = sorted(best, key=best.__getitem__)
@@ -153,6 +169,23 @@ def choose(
     if ref in close:
         return ref
     return max(close, key=lambda c: (_size(c), -best[c]))
+
+
+def _warm_up(
+    fn: Callable[[], object],
+    clock: Callable[[Callable[[], object]], float],
+    cap: float,
+    settle: int,
+) -> None:
+    """Untimed calls of ``fn`` until the last ``settle`` calls took times within 10 % of each
+    other (a warm process: a few calls) or ``cap`` seconds have passed (a cold one, whose calls
+    alternate between fast and several times slower); one call at least."""
+    times: list[float] = []
+    while not times or sum(times) < cap:
+        times.append(clock(fn))
+        last = times[-settle:]
+        if len(last) == settle and max(last) <= 1.1 * min(last):
+            return
 
 
 def _kind(candidate: Any) -> Any:
@@ -183,9 +216,7 @@ def choose_threads(run: Callable[[], object], n_points: int) -> int | None:
         return run
 
     try:
-        best = choose(
-            [threads, 1], use, n_points, reference=threads, finalists=2, warm_up=WARM_UP / 4
-        )
+        best = choose([threads, 1], use, n_points, reference=threads, budget=0.01, finalists=2)
     finally:
         torch.set_num_threads(threads)
     return None if best == threads else best
