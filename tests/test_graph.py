@@ -71,6 +71,62 @@ def test_resnet20_folded_and_split_equal_the_plain_loop(skip, ignore):
     assert ("first-layer-split" in field.attrs["engine"]) == (ignore == "biasbn")
 
 
+class _FunctionalRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = nn.functional.relu(self.a(x))  # traced as relu(..., inplace=False)
+        return self.b(nn.functional.relu(h + x)) + nn.functional.relu(x)  # x: not the graph's
+
+
+def test_relu_runs_in_place_on_fresh_tensors_only():
+    from losstopo.engine.graph import relu_in_place
+
+    net = _FunctionalRelu()
+    gm, _ = trace(net)
+    assert relu_in_place(gm) == 2  # after the layer and after the add; not on the input
+    x = torch.randn(5, 4)
+    x_before = x.clone()
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), net(x))
+    assert torch.equal(x, x_before)
+
+
+def test_held_folds_use_the_decoders_centre_not_the_models_parameters():
+    import types
+
+    from losstopo.data import EvalData, resolve_loss
+    from losstopo.engine import Evaluator
+
+    torch.manual_seed(0)
+    model = _randomize_stats(resnet20(skip=True))
+    x, y = torch.randn(6, 3, 8, 8), torch.randint(0, 10, (6,))
+    space = ParameterSpace.from_module(model)
+    center = space.flatten(model).double().numpy()
+    dirs = np.stack([d.double().numpy() for d in random_directions(model, seed=0)])
+    slices = space.slices()
+    for name in space.names:  # another centre: the BatchNorms' scales and shifts differ
+        if "bn" in name or name.endswith("bias"):
+            center[slices[name]] += 0.3 * np.random.default_rng(1).standard_normal(
+                slices[name].stop - slices[name].start
+            )
+    decoder = types.SimpleNamespace(center=center, components=dirs)
+    fn, loss_name = resolve_loss("cross_entropy")
+    data = EvalData.from_any((x, y), loss_name)
+    ev = Evaluator(model, space, decoder, data, fn, loss_name, (), torch.device("cpu"))
+    ev.prepare(9, strategy={"batch_size": 6, "first_layer_split": True})
+    coords = Grid.square(resolution=3, extent=0.5).points()
+    proj = types.SimpleNamespace(inverse_transform=lambda c: center + c @ dirs)
+    np.testing.assert_allclose(
+        ev.evaluate(coords)[:, 0],
+        plain_loop(model, proj, Grid.square(resolution=3, extent=0.5), x, y),
+        rtol=2e-5,
+        atol=1e-6,
+    )
+
+
 class _Block(nn.Module):
     def __init__(self):
         super().__init__()

@@ -54,6 +54,11 @@ class LinearTensors:
     def n_components(self) -> int:
         return int(self.components.shape[0])
 
+    def moving(self, space: ParameterSpace) -> set[str]:
+        """The names of the parameters some direction moves (nonzero in a component)."""
+        nonzero = (self.components != 0).any(dim=0)
+        return {name for name, sl in space.slices().items() if bool(nonzero[sl].any())}
+
     def stacked(self, coords: np.ndarray) -> torch.Tensor:
         """The parameter vectors at the rows of ``coords``: ``(m, n_params)``."""
         a = torch.as_tensor(coords, dtype=self.center.dtype, device=self.center.device)

@@ -178,6 +178,13 @@ class Evaluator:
                     self._graph, self.trace_failure = None, OWN_FORWARD
                 else:
                     relu_in_place(self._graph)
+        if self._folded is not None and self.linear is not None:
+            # BatchNorms whose affine parameters no direction moves: their scale and folded
+            # bias, those of the centre at every point, are computed once
+            moving = self.linear.moving(space)
+            ids = {id(p) for name, p in self.net.named_parameters() if name in moving}
+            self.binding.write_linear(self.linear, np.zeros(self.linear.n_components))
+            self._folded.hold_fixed(lambda p: id(p) in ids)
 
     # ------------------------------------------------------------------ setup
     def prepare(

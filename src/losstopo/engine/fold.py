@@ -29,7 +29,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -56,10 +56,25 @@ class FoldedLayer(nn.Module):
         self.shape = (-1,) + (1,) * (weight.dim() - 1)
         self.weight = torch.empty_like(weight.detach())
         self.bias = torch.empty_like(self.mean)
+        self.scale: torch.Tensor | None = None  # held: the weight's scale, fixed across points
+
+    @torch.no_grad()
+    def hold(self) -> None:
+        """Compute the scale and the folded bias once, from the current parameters: the points
+        to come leave the BatchNorm's affine parameters and the layer's bias as they are, so
+        :meth:`refresh` only rescales the weight (one operation, not five)."""
+        self.scale = None
+        self.refresh()
+        gamma = self.bn.weight
+        scale = self.inv_std if gamma is None else self.inv_std * gamma
+        self.scale = scale.view(self.shape).clone()
 
     @torch.no_grad()
     def refresh(self) -> None:
         """Recompute the folded weight and bias from the current parameters."""
+        if self.scale is not None:
+            torch.mul(self.layer.weight, self.scale, out=self.weight)
+            return
         gamma = self.bn.weight
         scale = self.inv_std if gamma is None else self.inv_std * gamma
         weight = self.layer.weight
@@ -90,6 +105,17 @@ class Folded:
     def refresh(self) -> None:
         for pair in self.pairs:
             pair.refresh()
+
+    def hold_fixed(self, moving: Callable[[torch.Tensor], bool]) -> int:
+        """:meth:`FoldedLayer.hold` every pair whose BatchNorm affine parameters and layer bias
+        no point moves (``moving(p)``: whether the points move parameter ``p``); how many."""
+        held = 0
+        for pair in self.pairs:
+            params = (pair.bn.weight, pair.bn.bias, pair.layer.bias)
+            if not any(isinstance(p, torch.Tensor) and moving(p) for p in params):
+                pair.hold()
+                held += 1
+        return held
 
 
 def has_hooks(module: nn.Module) -> bool:

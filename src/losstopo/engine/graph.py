@@ -192,7 +192,11 @@ def relu_in_place(gm: fx.GraphModule, fresh_inputs: tuple[fx.Node, ...] = ()) ->
         mod = _module(gm, node)
         is_relu = (
             (type(mod) is nn.ReLU and not has_hooks(mod))
-            or (node.op == "call_function" and node.target in RELU_FUNCTIONS and not node.kwargs)
+            or (
+                node.op == "call_function"
+                and node.target in RELU_FUNCTIONS
+                and node.kwargs in ({}, {"inplace": False})  # F.relu(x) traces with inplace=False
+            )
             or (node.op == "call_method" and node.target == "relu" and not node.kwargs)
         )
         if not is_relu or len(node.args) != 1:
