@@ -288,6 +288,18 @@ def test_tuning_prunes_smaller_batches_and_stops_warming_up_once_settled():
     steady: list[float] = []
     choose([(64, False)], lambda c: lambda: None, 100, clock=lambda fn: steady.append(1e-3) or 1e-3)
     assert len(steady) < 40  # 3 warm-up calls, then blocks of 3 (40 warm-up calls before)
+    # with a cut, a candidate far slower at screening is not measured again (no rounds at all)
+    runs = {2: 0, 1: 0}
+
+    def thread_setup(k):
+        def fn():
+            runs[k] += 1
+            return {2: 1.0, 1: 1.7}[k]
+
+        return fn
+
+    assert choose([2, 1], thread_setup, 100, clock=lambda fn: fn(), cut=1.5) == 2
+    assert runs == {2: 2, 1: 2}  # one warm-up call and one screening call each
 
 
 def test_thread_strategy_applies_during_evaluation_only():

@@ -72,13 +72,13 @@ class FoldedLayer(nn.Module):
     @torch.no_grad()
     def refresh(self) -> None:
         """Recompute the folded weight and bias from the current parameters."""
+        weight = self.layer.weight
+        assert isinstance(weight, torch.Tensor)
         if self.scale is not None:
-            torch.mul(self.layer.weight, self.scale, out=self.weight)
+            torch.mul(weight, self.scale, out=self.weight)
             return
         gamma = self.bn.weight
         scale = self.inv_std if gamma is None else self.inv_std * gamma
-        weight = self.layer.weight
-        assert isinstance(weight, torch.Tensor)
         torch.mul(weight, scale.view(self.shape), out=self.weight)
         bias = self.layer.bias
         centred = -self.mean if not isinstance(bias, torch.Tensor) else bias - self.mean

@@ -95,13 +95,17 @@ def choose(
     finalists: int = 3,
     clock: Callable[[Callable[[], object]], float] = timed,
     warm_up: float = WARM_UP,
+    cut: float | None = None,
 ) -> C:
     """The fastest of ``candidates`` (``reference``: the plain one, default the first).
 
     ``setup(candidate)`` configures the evaluator and returns a function evaluating one point,
     or ``None`` when the candidate cannot run (e.g. the split does not fit in memory).
     ``budget``: the fraction of the estimated time of ``n_points`` points the rounds may take;
-    ``warm_up``: seconds of untimed points before the first candidate's timing.
+    ``warm_up``: seconds of untimed points before the first candidate's timing; ``cut``: when
+    given, a candidate (not the reference) screened more than ``cut`` times slower than the
+    fastest is not measured again (for a choice where noise is not the question, as the thread
+    count on a quiet machine).
     """
     ref = candidates[0] if reference is None else reference
     best: dict[C, float] = {}
@@ -153,6 +157,10 @@ def choose(
             final.append(c)
     # and every kind at the reference's batch size (the plain loop's, measured cold first)
     final += [c for c in order if c not in final and _size(c) == _size(ref)]
+    if cut is not None:  # far slower than the fastest at screening: not measured again
+        final = [c for c in final if c == ref or best[c] <= cut * min(best.values())]
+    if final == [ref]:
+        return ref  # nothing left to compare it with
     allowed = budget * n_points * min(best.values())
     spent = 0.0
     for r in range(max_rounds):
@@ -216,7 +224,9 @@ def choose_threads(run: Callable[[], object], n_points: int) -> int | None:
         return run
 
     try:
-        best = choose([threads, 1], use, n_points, reference=threads, budget=0.01, finalists=2)
+        best = choose(
+            [threads, 1], use, n_points, reference=threads, budget=0.01, finalists=2, cut=1.5
+        )
     finally:
         torch.set_num_threads(threads)
     return None if best == threads else best
