@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .errors import DataError, InvalidParameterError, InvalidTypeError
+from .errors import DataError, EvaluationError, InvalidParameterError, InvalidTypeError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -122,6 +122,26 @@ def check_outputs(outputs: torch.Tensor, targets: torch.Tensor, loss_name: str) 
             f"The model gives one output per sample (output shape {tuple(outputs.shape)}), "
             "so cross_entropy is 0 at every point; for a regression model use loss='mse' "
             "(--loss mse on the command line)."
+        )
+
+
+def check_loss_value(loss: object) -> None:
+    """Refuse a loss that does not return one number per batch (its batch mean).
+
+    Examples
+    --------
+    >>> import torch
+    >>> check_loss_value(torch.tensor(0.5))
+    >>> check_loss_value(torch.zeros(4))
+    Traceback (most recent call last):
+    ...
+    losstopo.errors.EvaluationError: The loss returns (4,), not one number per batch; ...
+    """
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise EvaluationError(
+            f"The loss returns {shape}, not one number per batch; give a loss that returns "
+            "the batch's mean as a scalar tensor (e.g. reduction='mean')."
         )
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import EvalData, LossFn, check_outputs
+from ..data import EvalData, LossFn, check_loss_value, check_outputs
 from ..errors import EvaluationError, InvalidParameterError
 from ..space import ParameterSpace
 from .binding import Binding, LinearTensors, is_linear_decoder, moved_buffers
@@ -181,10 +181,8 @@ class Evaluator:
         if self._folded is not None and self.linear is not None:
             # BatchNorms whose affine parameters no direction moves: their scale and folded
             # bias, those of the centre at every point, are computed once
-            moving = self.linear.moving(space)
-            ids = {id(p) for name, p in self.net.named_parameters() if name in moving}
             self.binding.write_linear(self.linear, np.zeros(self.linear.n_components))
-            self._folded.hold_fixed(lambda p: id(p) in ids)
+            self._folded.hold_fixed(self.linear.moving(space), self.net)
 
     # ------------------------------------------------------------------ setup
     def prepare(
@@ -297,12 +295,7 @@ class Evaluator:
                 "targets fit the loss."
             ) from exc
         check_outputs(out, y, self.loss_name)
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-            raise EvaluationError(
-                f"The loss returns {shape}, not one number per batch; give a loss that returns "
-                "the batch's mean as a scalar tensor (e.g. reduction='mean')."
-            )
+        check_loss_value(loss)
 
     def _build_split(self) -> FirstLayerSplit | GraphSplit | None:
         """The first-layer split (built once: its terms serve every batch size)."""

@@ -29,7 +29,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -106,13 +106,15 @@ class Folded:
         for pair in self.pairs:
             pair.refresh()
 
-    def hold_fixed(self, moving: Callable[[torch.Tensor], bool]) -> int:
+    def hold_fixed(self, moving: set[str], named: nn.Module) -> int:
         """:meth:`FoldedLayer.hold` every pair whose BatchNorm affine parameters and layer bias
-        no point moves (``moving(p)``: whether the points move parameter ``p``); how many."""
+        no point moves (``moving``: the names, in ``named``, of the parameters the points
+        move); how many."""
+        ids = {id(p) for name, p in named.named_parameters() if name in moving}
         held = 0
         for pair in self.pairs:
             params = (pair.bn.weight, pair.bn.bias, pair.layer.bias)
-            if not any(isinstance(p, torch.Tensor) and moving(p) for p in params):
+            if not any(isinstance(p, torch.Tensor) and id(p) in ids for p in params):
                 pair.hold()
                 held += 1
         return held
