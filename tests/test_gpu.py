@@ -43,3 +43,44 @@ def test_points_on_the_default_cuda_device_match_cpu():
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-4)
     np.testing.assert_allclose(gpu.metrics["accuracy"], cpu.metrics["accuracy"], atol=1 / 256)
     assert next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_fast_paths_on_cuda_match_cpu(skip):
+    """The traced graph's folded BatchNorms, first-layer split and layouts, on the GPU."""
+    from losstopo.models import resnet20
+
+    torch.manual_seed(0)
+    model = resnet20(skip=skip, in_channels=1).eval()
+    x, y = torch.rand(128, 1, 8, 8), torch.randint(0, 10, (128,))
+    proj = PlaneProjector(model, random_directions(model, ignore="biasbn", seed=0))
+    grid = Grid.square(5)
+    cpu = evaluate(model, (x, y), "cross_entropy", proj, grid, device="cpu", progress=False)
+    gpu = evaluate(
+        model,
+        (x, y),
+        "cross_entropy",
+        proj,
+        grid,
+        device="cuda",
+        mode="sequential",
+        progress=False,
+    )
+    assert "bn-folded" in gpu.attrs["engine"]
+    np.testing.assert_allclose(gpu.values, cpu.values, rtol=1e-4)
+
+
+def test_auto_mode_on_cuda_runs_vmap_only_without_convolutions():
+    """``mode="auto"``: vmap for an MLP, sequential for a CNN (vmap's grouped convolutions were
+    slower on the GPU); the TF32 settings in force are recorded."""
+    from losstopo.models import MLP
+
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    for model, mode in ((SmallCNN(1, 10, 8).eval(), "sequential"), (MLP(64, [32], 10), "vmap")):
+        proj = PlaneProjector(model, random_directions(model, seed=0))
+        field = evaluate(
+            model, (x, y), "cross_entropy", proj, Grid.square(3), device="cuda", progress=False
+        )
+        assert field.attrs["mode"] == mode
+        assert set(field.attrs["tf32"]) == {"matmul", "cudnn"}

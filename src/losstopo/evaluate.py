@@ -38,7 +38,9 @@ from ._version import __version__
 from .data import EvalData, resolve_loss
 from .engine import Evaluator, PointFailure, metrics_by_name, resolve_device
 from .engine.decoding import as_decoder
+from .engine.device import tf32_policy
 from .engine.fold import batchnorm_policy
+from .engine.vmap import vmap_suits
 from .errors import (
     EvaluationError,
     InvalidParameterError,
@@ -102,7 +104,8 @@ def evaluate(
         (``"accuracy"``; skipped, and recorded in ``attrs["metrics_skipped"]``, for ``"mse"``)
     store : path of an HDF5 file to write results to as they are computed. Rerunning the same call
         resumes, computing only the missing points; a store of another computation is refused.
-    mode : "auto", "sequential" or "vmap" (``K=vmap_size`` points at once; for GPUs)
+    mode : "auto", "sequential" or "vmap" (``K=vmap_size`` points at once; for GPUs).
+        ``"auto"`` runs vmap on CUDA for models without convolution layers, else sequential.
     device : where to evaluate (default: :func:`losstopo.engine.default_device`, CUDA when
         available)
     progress : show a progress bar (points/s, ETA)
@@ -169,7 +172,7 @@ def evaluate(
     if mode == "auto":
         moves = bool(getattr(projector, "buffer_names_", ()))  # dir_type="states" directions
         vmap_ok = dev.type == "cuda" and space.n_params <= 5_000_000 and bn == "eval" and not moves
-        vmap_ok = vmap_ok and not deterministic
+        vmap_ok = vmap_ok and not deterministic and vmap_suits(model)
         mode = "vmap" if vmap_ok else "sequential"
 
     center = space.flatten(model)
@@ -201,6 +204,7 @@ def evaluate(
         ),
         "mode": mode,
         "device": str(dev),
+        **tf32_policy(dev),
         "world_size": size,
         "losstopo_version": __version__,
     }

@@ -32,6 +32,29 @@ from ..data import EvalData
 from ..space import ParameterSpace
 from .metrics import Reduction
 
+CONVOLUTIONS = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+
+
+def vmap_suits(model: nn.Module) -> bool:
+    """Whether ``mode="auto"`` should run ``model`` through vmap on a GPU: not when it has
+    convolution layers. vmap runs a convolution whose weight differs per point as one grouped
+    convolution, and on an NVIDIA H200 the ResNet-20s ran 1.1-1.6x slower that way than through
+    the sequential engine (``docs/benchmarks.md``); an MLP ran 1.15x faster through vmap.
+
+    >>> vmap_suits(torch.nn.Sequential(torch.nn.Linear(4, 3)))
+    True
+    >>> vmap_suits(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()))
+    False
+    """
+    return not any(isinstance(m, CONVOLUTIONS) for m in model.modules())
+
 
 def evaluate_stacked(
     net: nn.Module,
