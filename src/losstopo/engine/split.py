@@ -56,6 +56,11 @@ class SplitTerms:
         # engine can hold on to it (no hooks in the rest of the network): no allocation per point.
         self.reuse = False
         self._buffers: dict[tuple[int, int], torch.Tensor] = {}
+        # Per batch, ``base + sum_i a_i term_i`` over every direction but the last, with the
+        # coefficients it was computed for: grid points in C order (last axis fastest) share
+        # them along a row, so a point adds one term, not all of them.
+        self._partials: dict[tuple[int, int], tuple[tuple[float, ...], torch.Tensor]] = {}
+        self._batch_size = 0  # the batch size the buffers and partial sums are for
 
     @classmethod
     def compute(
@@ -74,7 +79,8 @@ class SplitTerms:
         with torch.inference_mode():
             for z, y in inputs:
                 outs = [layer_fn(z, *center)] + [layer_fn(z, dw, db) for dw, db in dirs]
-                per_sample = outs[0].element_size() * outs[0][0].numel() * len(outs)
+                held = len(outs) + (len(outs) > 2)  # the terms, and a partial sum of them
+                per_sample = outs[0].element_size() * outs[0][0].numel() * held
                 if per_sample * n_samples > memory_cap:
                     return None
                 for part, out in zip(parts, outs, strict=True):
@@ -88,28 +94,53 @@ class SplitTerms:
         self, coords: np.ndarray, batch_size: int
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """``(start, h, targets)`` per batch: ``h`` is the engine's own tensor (the tail may
-        overwrite it): fresh, or the batch's private buffer when :attr:`reuse` is set."""
+        overwrite it): fresh, or the batch's private buffer when :attr:`reuse` is set.
+
+        ``h = ((base + a_1 term_1) + a_2 term_2) + ...``, the terms with a non-zero coefficient
+        added in order, whether or not the sum over all but the last comes from the cache."""
         n = len(self.base)
+        if batch_size != self._batch_size:  # another batch size: the old buffers are not needed
+            self._buffers.clear()
+            self._partials.clear()
+            self._batch_size = batch_size
         weights = np.asarray(coords, dtype=np.float64).tolist()
+        last = len(self.extra) - 1
         for i in range(0, n, batch_size):
             whole = i == 0 and batch_size >= n  # no slicing: one batch of all the data
             base = self.base if whole else self.base[i : i + batch_size]
             out = self._buffer(i, base) if self.reuse else None
-            h: torch.Tensor | None = None
-            for a, term in zip(weights, self.extra, strict=True):
-                if a != 0.0:
-                    part = term if whole else term[i : i + batch_size]
-                    if h is None:
-                        h = (
-                            torch.add(base, part, alpha=a, out=out)
-                            if out is not None
-                            else (torch.add(base, part, alpha=a))
-                        )
-                    else:
-                        h.add_(part, alpha=a)
-            if h is None:
-                h = out.copy_(base) if out is not None else base.clone()  # never the cache
+            partial = self._partial(i, base, weights[:last], batch_size, whole)
+            a = weights[last] if last >= 0 else 0.0
+            if a != 0.0:
+                term = self.extra[last] if whole else self.extra[last][i : i + batch_size]
+                h = torch.add(partial, term, alpha=a, out=out)
+            else:  # a copy: never the cache itself
+                h = out.copy_(partial) if out is not None else partial.clone()
             yield i, h, self.targets if whole else self.targets[i : i + batch_size]
+
+    def _partial(
+        self, start: int, base: torch.Tensor, weights: list[float], batch_size: int, whole: bool
+    ) -> torch.Tensor:
+        """``base + sum_i a_i term_i`` over ``weights`` (all directions but the last), from the
+        cache when the batch's last point had the same coefficients."""
+        if not any(weights):
+            return base
+        key = (start, len(base))
+        cached = self._partials.get(key)
+        if cached is not None and cached[0] == tuple(weights):
+            return cached[1]
+        partial = cached[1] if cached is not None else torch.empty_like(base)
+        fresh = True
+        for a, term in zip(weights, self.extra, strict=False):
+            if a != 0.0:
+                part = term if whole else term[start : start + batch_size]
+                if fresh:
+                    torch.add(base, part, alpha=a, out=partial)
+                    fresh = False
+                else:
+                    partial.add_(part, alpha=a)
+        self._partials[key] = (tuple(weights), partial)
+        return partial
 
     def _buffer(self, start: int, like: torch.Tensor) -> torch.Tensor:
         key = (start, len(like))
