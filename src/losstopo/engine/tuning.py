@@ -94,7 +94,6 @@ def choose(
     max_rounds: int = 4,
     finalists: int = 3,
     clock: Callable[[Callable[[], object]], float] = timed,
-    warm_up: float = WARM_UP,
     cut: float | None = None,
 ) -> C:
     """The fastest of ``candidates`` (``reference``: the plain one, default the first).
@@ -102,10 +101,9 @@ def choose(
     ``setup(candidate)`` configures the evaluator and returns a function evaluating one point,
     or ``None`` when the candidate cannot run (e.g. the split does not fit in memory).
     ``budget``: the fraction of the estimated time of ``n_points`` points the rounds may take;
-    ``warm_up``: seconds of untimed points before the first candidate's timing; ``cut``: when
-    given, a candidate (not the reference) screened more than ``cut`` times slower than the
-    fastest is not measured again (for a choice where noise is not the question, as the thread
-    count on a quiet machine).
+    ``cut``: when given, a candidate (not the reference) screened more than ``cut`` times slower
+    than the fastest is not measured again (for a choice where noise is not the question, as the
+    thread count on a quiet machine).
     """
     ref = candidates[0] if reference is None else reference
     best: dict[C, float] = {}
@@ -139,7 +137,7 @@ def choose(
         if warmed:
             _warm_up(fn, clock, WARM_UP / 4, settle=2)
         else:
-            _warm_up(fn, clock, warm_up, settle=3)
+            _warm_up(fn, clock, WARM_UP, settle=3)
         warmed = True
         runners[c] = fn
         pair(c, twice=False)
