@@ -335,7 +335,13 @@ def register(subparsers: Any) -> None:
     land.add_argument(
         "--workers", type=int, default=1, help="local processes sharding the grid (gloo)"
     )
-    land.add_argument("--mode", default="auto", choices=["auto", "sequential", "vmap"])
+    land.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", "sequential", "vmap"],
+        help="vmap: several points per call (GPUs); auto: vmap on CUDA for models without "
+        "convolutions, else sequential",
+    )
     land.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)"
     )
