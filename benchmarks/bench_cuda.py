@@ -58,18 +58,7 @@ WORKLOADS = (
 
 
 def workload(name: str, args, device: torch.device):
-    torch.manual_seed(0)
-    if name == "mlp":
-        x, y = plain_models.digits_data(images=False)
-        model, res, steps = plain_models.mlp(), 41, 40
-    elif name.endswith("digits"):
-        x, y = plain_models.digits_data(images=True)
-        model = plain_models.ResNet20(in_channels=1, skip="noskip" not in name)
-        res, steps = 21, 30
-    else:
-        x, y = plain_models.cifar_format_data(args.cifar)
-        model = plain_models.ResNet20(in_channels=3, skip="noskip" not in name)
-        res, steps = 21, 30
+    model, x, y, res, steps = plain_models.workload(name, None, args.cifar)  # all 1797 digits
     if args.quick:
         res, steps, x, y = 5, 3, x[:64], y[:64]
     model = plain_models.train(model.to(device), x.to(device), y.to(device), steps)

@@ -220,21 +220,7 @@ def loss_landscapes_row_offset(model, x, y) -> float:
 
 
 def workload(name: str, args):
-    torch.manual_seed(0)
-    if name == "mlp":
-        x, y = plain_models.digits_data(images=False)
-        model, res, steps = plain_models.mlp(), 41, 40
-    elif name == "cnn":
-        x, y = plain_models.digits_data(images=True)
-        model, res, steps = plain_models.small_cnn(), 21, 40
-    elif name.endswith("digits"):
-        x, y = plain_models.digits_data(images=True, n=args.resnet_digits)
-        model = plain_models.ResNet20(in_channels=1, skip="noskip" not in name)
-        res, steps = 21, 30
-    else:
-        x, y = plain_models.cifar_format_data(args.resnet_cifar)
-        model = plain_models.ResNet20(in_channels=3, skip="noskip" not in name)
-        res, steps = 21, 30
+    model, x, y, res, steps = plain_models.workload(name, args.resnet_digits, args.resnet_cifar)
     if args.quick:
         res, steps = 7, 5
     elif name in LIGHT and args.light_res:

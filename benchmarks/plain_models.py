@@ -94,6 +94,29 @@ class ResNet20(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+def workload(
+    name: str, digit_images: int | None = None, cifar_images: int = 32
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor, int, int]:
+    """``(model, x, y, grid resolution, training steps)`` of a benchmark workload: ``mlp``,
+    ``cnn``, ``resnet20[-noskip]-digits`` (the first ``digit_images`` digits, default all) or
+    ``resnet20[-noskip]-cifar`` (``cifar_images`` synthetic images); the model untrained."""
+    torch.manual_seed(0)
+    if name == "mlp":
+        x, y = digits_data(images=False)
+        return mlp(), x, y, 41, 40
+    if name == "cnn":
+        x, y = digits_data(images=True)
+        return small_cnn(), x, y, 21, 40
+    skip = "noskip" not in name
+    if name.endswith("digits"):
+        x, y = digits_data(images=True, n=digit_images)
+        return ResNet20(in_channels=1, skip=skip), x, y, 21, 30
+    if name.endswith("cifar"):
+        x, y = cifar_format_data(cifar_images)
+        return ResNet20(in_channels=3, skip=skip), x, y, 21, 30
+    raise ValueError(f"unknown workload {name!r}")
+
+
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float = 0.05):
     """A plain SGD loop on mini-batches of 128; the model ends in eval mode."""
     torch.manual_seed(0)
