@@ -15,8 +15,12 @@ $(PY):
 venv: $(PY)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_PIN)"
 
-install: venv
+install: $(VENV)/.installed-all
+
+# the editable install follows src/ by itself: pip runs again only when pyproject.toml changes
+$(VENV)/.installed-all: pyproject.toml | venv
 	$(PIP) install -q -e ".[all]"
+	@touch $@
 
 install-test: venv
 	$(PIP) install -q -e ".[dev]"
