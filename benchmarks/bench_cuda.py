@@ -36,17 +36,10 @@ import numpy as np
 import plain_models
 import torch
 import torch.nn.functional as F
-from bench_evaluate import best_batch, inplace_loop, timed_round_robin
+from bench_evaluate import best_batch, inplace_loop, plane, timed_round_robin
 from machine import cpu_name
 
-from losstopo import (
-    Grid,
-    ParameterSpace,
-    PlaneProjector,
-    evaluate,
-    evaluate_points,
-    random_directions,
-)
+from losstopo import evaluate, evaluate_points
 
 WORKLOADS = (
     "mlp",
@@ -83,13 +76,8 @@ def loss_floor(model, x, y):
 
 def run(name: str, args, device: torch.device) -> dict:
     model, x, y, res = workload(name, args, device)
-    dirs = random_directions(model, n_components=2, normalization="filter", ignore="biasbn", seed=0)
-    proj = PlaneProjector(model, dirs)
-    grid = Grid.square(res, extent=1.0)
-    coords = grid.points()
+    proj, grid, coords, center, d1, d2 = plane(model, res)
     n = len(coords)
-    center = ParameterSpace.from_module(model).flatten(model).detach().clone()
-    d1, d2 = dirs[0], dirs[1]
     sub = np.linspace(0, n - 1, min(n, 11)).astype(int)
     points = torch.stack([center + float(a) * d1 + float(b) * d2 for a, b in coords[sub]])
     reference = evaluate_points(model, (x, y), F.cross_entropy, points, device="cpu").loss

@@ -247,15 +247,20 @@ def timed_round_robin(methods: dict, repeats: int, warmup: bool) -> dict[str, li
     return times
 
 
+def plane(model, res: int):
+    """The benchmarks' landscape: a filter-normalized random plane (seed 0, no bias/BatchNorm
+    directions) on a ``res`` x ``res`` grid over [-1, 1]^2: projector, grid, its points, and the
+    centre and two directions as flat tensors."""
+    dirs = random_directions(model, n_components=2, normalization="filter", ignore="biasbn", seed=0)
+    grid = Grid.square(res, extent=1.0)
+    center = ParameterSpace.from_module(model).flatten(model).detach().clone()
+    return PlaneProjector(model, dirs), grid, grid.points(), center, dirs[0], dirs[1]
+
+
 def run(name: str, args) -> dict:
     model, x, y, res = workload(name, args)
-    dirs = random_directions(model, n_components=2, normalization="filter", ignore="biasbn", seed=0)
-    proj = PlaneProjector(model, dirs)
-    grid = Grid.square(res, extent=1.0)
-    coords = grid.points()
+    proj, grid, coords, center, d1, d2 = plane(model, res)
     n_points = len(coords)
-    center = ParameterSpace.from_module(model).flatten(model).detach().clone()
-    d1, d2 = dirs[0], dirs[1]
     floor_pass, floor_bs, loss_pass, loss_bs = floors(model, x, y)
 
     def losstopo(**kw):
