@@ -152,3 +152,15 @@ def test_every_field_states_its_batchnorm_policy():
         .attrs["batchnorm"]
         .startswith("none")
     )
+
+
+def test_a_store_path_given_where_the_metrics_go_gets_one_sentence(tmp_path):
+    from losstopo.errors import InvalidTypeError
+
+    model, x, y = _classifier_at_a_minimum()
+    proj = PlaneProjector(model, random_directions(model, ignore=None))
+    for wrong in (tmp_path / "f.h5", 3):
+        with pytest.raises(InvalidTypeError, match="list of metric names.*store=") as info:
+            evaluate(model, (x, y), "cross_entropy", proj, Grid.square(3), wrong)
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "f.h5").exists()

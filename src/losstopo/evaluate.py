@@ -472,7 +472,14 @@ def _metric_names(metrics: Any) -> Sequence[str]:
             f"'metrics' must be a list of metric names; got the string {metrics!r}. Write "
             f"metrics=[{metrics!r}]."
         )
-    return tuple(metrics)
+    iterable = hasattr(metrics, "__iter__") and not isinstance(metrics, (bytes, os.PathLike))
+    names = tuple(metrics) if iterable else None
+    if names is None or not all(isinstance(m, str) for m in names):
+        raise InvalidTypeError(
+            f"'metrics' must be a list of metric names; got {metrics!r}. Pass names such as "
+            "metrics=['accuracy'] (the sixth positional argument; give a store as store=...)."
+        )
+    return names
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

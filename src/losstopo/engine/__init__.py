@@ -13,6 +13,8 @@ One job per module:
   channels-last weights, linear layers with 6 to 15 outputs padded to 16.
 - :mod:`.tuning`: batch size, fast path and layout chosen from minima of interleaved timed points.
 - :mod:`.vmap`: ``k`` points per call through ``torch.func`` (for GPUs).
+- :mod:`.runs`: points run in blocks, keeping the values before a failing point; short points
+  on copies of the model side by side, one per CPU thread.
 - :mod:`.metrics`: the registry of metrics and the loss/metric sums of one point.
 - :mod:`.evaluator`: :class:`Evaluator`, tying them together.
 - :mod:`.device`: :func:`default_device`, the one default of every ``device=None``.
@@ -30,7 +32,7 @@ True
 
 from .binding import Binding, is_linear_decoder
 from .device import default_device, resolve_device
-from .evaluator import Decoder, Evaluator, PointFailure
+from .evaluator import Decoder, Evaluator
 from .fold import (
     Folded,
     FoldedLayer,
@@ -43,6 +45,7 @@ from .graph import fold_graph, trace
 from .graph_split import GraphSplit
 from .layout import Layout, LayoutConv, PaddedLinear, wrap_layers
 from .metrics import METRICS, Metric, metrics_by_name, register_metric
+from .runs import PointFailure
 from .split import FirstLayerSplit
 from .tuning import TUNE_MIN_POINTS
 

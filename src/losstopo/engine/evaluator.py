@@ -56,22 +56,13 @@ from .graph import OWN_FORWARD, fold_graph, relu_in_place, torch_forwards_only, 
 from .graph_split import GraphSplit, describe_paths
 from .layout import Layout, wrap_layers
 from .metrics import Reduction, metrics_by_name
+from .runs import Copies, PointFailure, copies_for, in_blocks, side_by_side
 from .split import FirstLayerSplit
-from .tuning import TUNE_MIN_POINTS, batch_size_candidates, choose, choose_threads
+from .tuning import TUNE_MIN_POINTS, batch_size_candidates, choose, choose_parallelism
 from .vmap import evaluate_stacked
 
 #: ``coords (m, n_components) -> params (m, n_params)``.
 Decoder = Callable[[np.ndarray], np.ndarray]
-
-
-class PointFailure(Exception):
-    """The model raised at a point; carries the results of the points before it."""
-
-    def __init__(self, position: int, error: BaseException, done: np.ndarray):
-        super().__init__(str(error))
-        self.position = position
-        self.error = error
-        self.done = done
 
 
 class Evaluator:
@@ -118,13 +109,24 @@ class Evaluator:
     ):
         self.space = space
         self.decoder = decoder
+
+        def another() -> Evaluator:  # a copy to evaluate side by side with this one
+            other = Evaluator(
+                model, space, decoder, data, loss_fn, loss_name, metrics, device, bn=bn,
+                n_components=n_components, bn_data=bn_data, bn_batches=bn_batches, bn_batch_size=
+                bn_batch_size, batch_size=batch_size, first_layer=first_layer, memory_cap=memory_cap
+            )  # fmt: skip
+            other._copy_inputs = self.copy_inputs
+            return other
+
+        self._copies = Copies(another)
+        self.side_by_side = 1  # copies evaluating side by side, this one included (:mod:`.runs`)
         self.data = data
         self.loss_fn = loss_fn
         self.loss_name = loss_name
         self.metrics = tuple(metrics)
-        self.reduction = Reduction(
-            loss_name, loss_fn, metrics_by_name(self.metrics), data.n_samples
-        )
+        metric_list = metrics_by_name(self.metrics)
+        self.reduction = Reduction(loss_name, loss_fn, metric_list, data.n_samples)
         self.device = device
         self.bn = bn
         self.bn_data = bn_data or data
@@ -140,10 +142,8 @@ class Evaluator:
         )
         # dir_type="states" planes move floating-point buffers (BatchNorm statistics) too
         self._buffers = moved_buffers(self.net, getattr(decoder, "buffers", None), bn, device)
-        if self.linear is not None:
-            self.n_components = self.linear.n_components
-        else:
-            self.n_components = int(n_components or 0)
+        linear_d = self.linear.n_components if self.linear is not None else None
+        self.n_components = int(linear_d or n_components or 0)
         # BatchNorm without running statistics normalises with each batch's own statistics even
         # in eval mode: the values depend on the batch size, so use one batch of all the data.
         batch_dependent = has_batch_statistics(self.net)
@@ -209,6 +209,7 @@ class Evaluator:
                 bool(strategy.get("channels_last", False) or strategy.get("padded_linear", False))
             )
             self.threads = strategy.get("threads")
+            self.side_by_side = int(strategy.get("side_by_side", 1))
             return
         if not (self._tune and self.data.resident and n_points >= TUNE_MIN_POINTS):
             self.batch_size = min(n, 1024) if self._tune else self.batch_size
@@ -239,8 +240,10 @@ class Evaluator:
         ]
         chosen = choose(candidates, setup, n_points, reference=(sizes[0], False, False))
         setup(chosen)
-        if self.device.type == "cpu":
-            self.threads = choose_threads(point, n_points)
+        if self.device.type == "cpu":  # the copies hold parameters, centre and directions
+            per_copy = (2 + self.n_components) * self.space.n_params * self.dtype.itemsize
+            copies = copies_for(per_copy if self.linear is not None else None, self.memory_cap)
+            self.threads, self.side_by_side = choose_parallelism(point, n_points, copies)
 
     def _set_layout(self, on: bool) -> None:
         if self._layout is not None:
@@ -265,8 +268,9 @@ class Evaluator:
         """What :meth:`prepare` chose: ``{"batch_size": int, "first_layer_split": bool}``,
         ``"channels_last": True`` when the convolutions run channels-last, ``"padded_linear":
         True`` when the linear layers with 6 to 15 outputs run padded to 16 (the private
-        layouts, chosen together), and ``"threads"`` when evaluation runs with another number of
-        threads than the process's."""
+        layouts, chosen together), ``"threads"`` when evaluation runs with another number of
+        threads than the process's, and ``"side_by_side"``: the number of copies of the model
+        evaluating points side by side on threads of their own (:mod:`.runs`)."""
         out = {"batch_size": int(self.batch_size), "first_layer_split": self._split is not None}
         if self._layout is not None and self._layout.channels_last:
             out["channels_last"] = True  # the convolutions' weights, channels-last
@@ -274,20 +278,14 @@ class Evaluator:
             out["padded_linear"] = True  # small linear outputs padded to 16
         if self.threads is not None:
             out["threads"] = int(self.threads)  # set for the evaluation only
+        if self.side_by_side > 1:
+            out["side_by_side"] = int(self.side_by_side)  # copies, each with `threads` threads
         return out
 
     def check_forward(self) -> None:
         """One forward pass at the centre, so a data/model mismatch gets a clear message first."""
-        data = self.data
-        x, y = next(iter(data.batches(min(data.n_samples, 8), self.device)))
-        with torch.inference_mode(False):
-            x = x.clone()  # a model may write into its input; a normal tensor counts the writes
-        version = x._version
         try:
-            with torch.inference_mode():
-                out = self.net(x)
-                loss = self.loss_fn(out, y)
-            self._copy_inputs = x._version != version
+            out, y, loss = self._probe_forward()
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             raise EvaluationError(
                 f"The model or the loss fails on the data before any grid point "
@@ -296,6 +294,18 @@ class Evaluator:
             ) from exc
         check_outputs(out, y, self.loss_name)
         check_loss_value(loss)
+
+    def _probe_forward(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Outputs, targets and loss of the first 8 samples; records whether the model writes
+        into its input (a normal tensor, unlike an inference one, counts the writes)."""
+        x, y = next(iter(self.data.batches(min(self.data.n_samples, 8), self.device)))
+        with torch.inference_mode(False):
+            x = x.clone()
+        version = x._version
+        with torch.inference_mode():
+            out = self.net(x)
+            self._copy_inputs = x._version != version
+            return out, y, self.loss_fn(out, y)
 
     def _build_split(self) -> FirstLayerSplit | GraphSplit | None:
         """The first-layer split (built once: its terms serve every batch size)."""
@@ -319,17 +329,11 @@ class Evaluator:
         """Whether the model writes into its input (then every batch is copied before the model
         sees it, so the cached data stays as given)."""
         if self._copy_inputs is None:
-            x, _ = next(iter(self.data.batches(min(self.data.n_samples, 8), self.device)))
-            with torch.inference_mode(False):
-                x = x.clone()  # a normal tensor: it counts the writes into it
-            version = x._version
             try:
-                with torch.inference_mode():
-                    self.net(x)
-                self._copy_inputs = x._version != version
+                self._probe_forward()
             except Exception:  # noqa: BLE001 - check_forward reports a failing model
-                self._copy_inputs = False
-        return self._copy_inputs
+                self._copy_inputs = bool(self._copy_inputs)
+        return bool(self._copy_inputs)
 
     @property
     def fast_paths(self) -> dict[str, Any]:
@@ -349,7 +353,8 @@ class Evaluator:
         name = "sequential+first-layer-split" if self._split is not None else "sequential"
         name += "+bn-folded" if self._folded is not None else ""
         name += "+channels-last" if self._layout and self._layout.channels_last else ""
-        return name + ("+padded-linear" if self._layout and self._layout.padded_linear else "")
+        name += "+padded-linear" if self._layout and self._layout.padded_linear else ""
+        return name + ("+side-by-side" if self.side_by_side > 1 else "")
 
     # ------------------------------------------------------------------ points
     def set_point(self, coords: np.ndarray, decoded: np.ndarray | None = None) -> None:
@@ -403,9 +408,7 @@ class Evaluator:
         vmap_size: int,
     ) -> np.ndarray:
         before = torch.get_num_threads()
-        if self.threads is None or self.threads == before:
-            return self._run_blocks(coords, block, decode, mode, vmap_size)
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.threads or before)  # the strategy's, for the evaluation only
         try:
             return self._run_blocks(coords, block, decode, mode, vmap_size)
         finally:
@@ -419,24 +422,27 @@ class Evaluator:
         mode: str,
         vmap_size: int,
     ) -> np.ndarray:
-        out = np.empty((len(coords), self.reduction.n_columns))
-        block = max(1, block)  # no points (an empty shard) is no work, not a zero step
+        n, columns = len(coords), self.reduction.n_columns
         if mode == "vmap":
-            block = max(vmap_size, block - block % vmap_size)
-        for start in range(0, len(coords), block):
-            part = coords[start : start + block]
-            decoded = None if decode is None else decode(start, start + len(part))
-            try:
-                if mode == "vmap":
-                    out[start : start + len(part)] = self._evaluate_vmap(part, decoded, vmap_size)
-                else:
-                    out[start : start + len(part)] = self._evaluate_sequential(part, decoded)
-            except PointFailure as exc:
-                out[start : start + exc.position] = exc.done  # the block's points before it
-                raise PointFailure(
-                    start + exc.position, exc.error, out[: start + exc.position].copy()
-                ) from exc
-        return out
+
+            def run(s: int, e: int) -> np.ndarray:
+                decoded = None if decode is None else decode(s, e)
+                return self._evaluate_vmap(coords[s:e], decoded, vmap_size)
+
+            return in_blocks(run, n, columns, max(vmap_size, block - block % vmap_size))
+        if self.side_by_side > 1 and decode is None and n > 1:
+            same = {k: v for k, v in self.strategy.items() if k not in ("threads", "side_by_side")}
+            runs = [
+                lambda s, e, ev=ev: ev._evaluate_sequential(coords[s:e], None)
+                for ev in (self, *self._copies.get(self.side_by_side - 1, same))
+            ]  # blocks of a quarter of each copy's share: a slowed copy holds the others little
+            per_block = max(1, min(block, -(-n // (4 * len(runs)))))
+            return side_by_side(runs, n, columns, per_block, self.threads or 1)
+
+        def one_by_one(s: int, e: int) -> np.ndarray:
+            return self._evaluate_sequential(coords[s:e], None if decode is None else decode(s, e))
+
+        return in_blocks(one_by_one, n, columns, block)
 
     def _evaluate_sequential(self, coords: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
         out = np.empty((len(coords), self.reduction.n_columns))
@@ -472,27 +478,16 @@ class Evaluator:
             return self.reduction.point((net, x, y) for x, y in data)
 
     def _evaluate_vmap(self, coords: np.ndarray, decoded: np.ndarray | None, k: int) -> np.ndarray:
-        out = np.empty((len(coords), self.reduction.n_columns))
-        for start in range(0, len(coords), k):
-            block = coords[start : start + k]
+        def run(s: int, e: int) -> np.ndarray:
             if self.linear is not None:
-                flat = self.linear.stacked(block)
+                flat = self.linear.stacked(coords[s:e])
             else:
                 assert decoded is not None
-                flat = torch.as_tensor(
-                    decoded[start : start + k], dtype=self.dtype, device=self.device
-                )
+                flat = torch.as_tensor(decoded[s:e], dtype=self.dtype, device=self.device)
+            args = (self.data, self.batch_size, self.device, self.reduction, self.copy_inputs)
             try:
-                out[start : start + len(block)] = evaluate_stacked(
-                    self.net,
-                    self.space,
-                    flat,
-                    self.data,
-                    self.batch_size,
-                    self.device,
-                    self.reduction,
-                    self.copy_inputs,
-                )
-            except Exception as exc:  # noqa: BLE001
-                raise PointFailure(start, exc, out[:start].copy()) from exc
-        return out
+                return evaluate_stacked(self.net, self.space, flat, *args)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the block's first point
+                raise PointFailure(0, exc, np.empty((0, self.reduction.n_columns))) from exc
+
+        return in_blocks(run, len(coords), self.reduction.n_columns, k)

@@ -59,6 +59,10 @@ WARM_UP = 0.04
 #: larger one of its kind ends the screening of that kind's smaller batch sizes.
 PRUNE = 1.1
 
+#: Points faster than this (seconds, at the process's threads) run on copies side by side when
+#: they can: their operations are too short for torch's threads to share well.
+SIDE_BY_SIDE_BELOW = 0.01
+
 C = TypeVar("C", bound=Hashable)
 
 
@@ -228,3 +232,26 @@ def choose_threads(run: Callable[[], object], n_points: int) -> int | None:
     finally:
         torch.set_num_threads(threads)
     return None if best == threads else best
+
+
+def choose_parallelism(
+    run: Callable[[], object], n_points: int, side_by_side: tuple[int, int] = (1, 0)
+) -> tuple[int | None, int]:
+    """``(threads, copies)`` to evaluate with: ``side_by_side`` (``(copies, threads each)``
+    possible, e.g. from :func:`.runs.copies_for`) when there are several copies and a point
+    (``run``, the fastest of three) takes less than :data:`SIDE_BY_SIDE_BELOW`; else one copy
+    with :func:`choose_threads`.
+
+    Copies side by side are not timed against the threads: the first points after a switch
+    between the two run slowly (idle threads still spin), so short trials misjudge them. Over
+    whole grids on a 2-core machine, two copies took 0.88x (MLP, 1 ms points) and 0.91x (a
+    small CNN, 10 ms) of the time of the threads, and 0.44x on a busy machine, while ResNet-20
+    on the digits (50 ms points) took 1.08x (``docs/benchmarks.md``).
+
+    >>> choose_parallelism(lambda: None, n_points=100, side_by_side=(2, 1))
+    (1, 2)
+    """
+    copies, each = side_by_side
+    if copies > 1 and min(timed(run) for _ in range(3)) < SIDE_BY_SIDE_BELOW:
+        return each, copies
+    return choose_threads(run, n_points), 1
