@@ -42,6 +42,7 @@ check: install-test
 bench: install-test
 	$(PIP) install -q -e ".[bench]"
 	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_side_by_side.py --always
 	$(PY) benchmarks/bench_topology.py
 	$(PY) benchmarks/bench_projectors.py
 	$(PIP) install -q --no-deps curvlinops-for-pytorch einops einconv linear_operator opt-einsum && $(PY) benchmarks/bench_hessian.py

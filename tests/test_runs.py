@@ -199,14 +199,25 @@ def test_evaluate_runs_a_small_model_side_by_side(tmp_path):
     x, y = torch.randn(64, 6), torch.randint(0, 3, (64,))
     proj = PlaneProjector(model, random_directions(model, seed=0))
     grid = Grid.square(9, extent=1.0)
-    field = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False, chunk_size=8)
+    field = evaluate(
+        model, (x, y), "cross_entropy", proj, grid, device="cpu", progress=False, chunk_size=8
+    )
     assert field.attrs["strategy"]["side_by_side"] == 2, field.attrs["strategy"]
     assert field.attrs["engine"].endswith("+side-by-side")
-    plain = evaluate(model, (x, y), "cross_entropy", proj, grid, progress=False, batch_size=64)
+    plain = evaluate(
+        model, (x, y), "cross_entropy", proj, grid, device="cpu", progress=False, batch_size=64
+    )
     np.testing.assert_allclose(field.values, plain.values, rtol=1e-5)
     np.testing.assert_allclose(field.metrics["accuracy"], plain.metrics["accuracy"])
     stored = evaluate(
-        model, (x, y), "cross_entropy", proj, grid, store=tmp_path / "f.h5", progress=False
+        model,
+        (x, y),
+        "cross_entropy",
+        proj,
+        grid,
+        store=tmp_path / "f.h5",
+        device="cpu",
+        progress=False,
     )
     assert stored.attrs["strategy"]["side_by_side"] == 2
     np.testing.assert_allclose(stored.values, plain.values, rtol=1e-5)

@@ -2,9 +2,11 @@
 
 A point that raises stops the run with a :class:`PointFailure` that carries the values of every
 point before it, so nothing computed is lost. *Side by side*, each of ``k`` evaluators (private
-copies of one model) takes the next block of points in turn on its own thread with one torch
-thread. On a small model a point's operations are too short for torch's threads to share well
-(they wait for each other at every operation); whole points on separate cores do not wait.
+copies of one model) takes the next block of points in turn on its own thread, with a share of
+the torch threads. On a small model a point's operations are too short for torch's threads to
+share well (they wait for each other at every operation); whole points on separate cores do not
+wait, and each point's arithmetic is that of one copy alone, so the values are the same bit for
+bit.
 
 Examples
 --------
