@@ -112,9 +112,10 @@ class Evaluator:
 
         def another() -> Evaluator:  # a copy to evaluate side by side with this one
             other = Evaluator(
-                model, space, decoder, data, loss_fn, loss_name, metrics, device, bn=bn,
-                n_components=n_components, bn_data=bn_data, bn_batches=bn_batches, bn_batch_size=
-                bn_batch_size, batch_size=batch_size, first_layer=first_layer, memory_cap=memory_cap
+                model, space, decoder, data, loss_fn, loss_name, metrics, device,
+                n_components=n_components, bn=bn, bn_data=bn_data, bn_batches=bn_batches,
+                bn_batch_size=bn_batch_size, batch_size=batch_size, first_layer=first_layer,
+                memory_cap=memory_cap,
             )  # fmt: skip
             other._copy_inputs = self.copy_inputs
             return other
